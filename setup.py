@@ -1,0 +1,25 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+version = {}
+exec(Path(__file__).with_name("biaxial_cu").joinpath("_version.py").read_text(), version)
+
+setup(
+    name="biaxial_cu",
+    version=version["__version__"],
+    description="The biaxial RNN for music composition (Johnson, 2015) on hand-written CUDA kernels",
+    long_description=Path(__file__).with_name("README.md").read_text(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["biaxial_cu", "biaxial_cu.*"]),
+    package_data={"biaxial_cu": ["corpus_midi/**/*.mid", "corpus_midi/*.mid", "corpus_midi/*.txt"]},
+    install_requires=["numpy>=1.24", "mido>=1.3", "numba>=0.58", "tqdm>=4.60"],
+    extras_require={
+        "cuda12": ["cupy-cuda12x>=13"],
+        "cuda13": ["cupy-cuda13x>=14", "nvidia-cuda-nvrtc==13.*"],
+        "viz": ["matplotlib>=3.6"],
+        "corpus": ["music21>=9"],
+        "test": ["pytest>=7", "matplotlib>=3.6", "nvidia-cuda-nvrtc==13.*"],
+    },
+)
