@@ -1,0 +1,314 @@
+"""MIDI file <-> state matrix S (MODEL_SPEC.md section 1).
+
+S has shape (T, 78, 2), uint8: S[t, n, 0] = note n (MIDI pitch n + 24) sounds during step t
+("play"), S[t, n, 1] = note n is (re)struck at step t ("articulate"). One step is a sixteenth
+note, q = ticks_per_beat / 4 ticks (a real number).
+
+Reading (MIDI -> S), in four passes:
+  1. bytes: the whole file is read into memory; we check the 14-byte header ourselves (MThd,
+     format 0/1, ticks per beat > 0, no SMPTE timing, at most MAX_TRACKS tracks) so that each
+     refusal has a clear reason, then mido parses the tracks from an in-memory buffer. Every
+     failure of the parse (mido raises OSError, EOFError, ValueError, KeyError, IndexError,
+     struct.error, its own KeySignatureError, ...) becomes one MidiError naming the file.
+  2. events: one Python pass over the messages of each track turns delta times into absolute
+     ticks and keeps only what matters: note events in range (value 1 = strike, 0 = release)
+     and meter endings (a time signature whose numerator is not 2 or 4). Ticks are clamped at
+     a cap beyond max_steps, so a huge delta time cannot overflow int64 or grow an array.
+  3. merge: a stable sort by tick of the events, laid out track after track, is the stable
+     merge of mido.merge_tracks (same tick: track order, then order within the track).
+     Step of tick k: floor(k/q + 1/2) = floor((8k + tpb) / (2 tpb)), exact in integers.
+     The piece ends at the first meter ending (its step kept, holding the events before it),
+     else after the step of the last event of any kind; it is cut at max_steps.
+  4. roll: per (step, note) the last event wins; articulate = last event is a strike; play is
+     the last event's value carried forward in time, built as a cumulative sum over steps of
+     the per-note changes (int8, (T, 78)), so memory is O(T * 78) bytes plus O(events).
+
+Writing (S -> MIDI): one track (format 0), a tempo event, step t at tick t * tpb // 4; per step
+note_offs (released or re-struck notes) then note_ons (re-struck notes and onsets); every note
+still sounding is released at the tick of step T. Canonical S (articulate implies play, onsets
+articulated, last step silent) reads back exactly for tpb >= 8.
+"""
+import io
+import os
+import struct
+import warnings
+
+import mido
+import numpy as np
+
+from .errors import MidiError
+
+N_NOTES = 78  # notes 0..77 = MIDI pitches 24..101
+LOWEST_PITCH = 24
+HIGHEST_PITCH = LOWEST_PITCH + N_NOTES - 1  # 101
+DRUM_CHANNEL = 9  # channel 10 in 1-based numbering
+READ_METERS = (2, 4)  # time-signature numerators that keep a piece going
+RELEASE, STRIKE, METER_END = 0, 1, 2  # event values in the reader's (tick, value, note) rows
+MAX_TRACKS = 32767  # mido reads the track count as a signed 16-bit number; more is refused
+MAX_STEPS_LIMIT = 2**31 - 1  # largest max_steps accepted (keeps tick arithmetic in int64)
+MIN_WRITE_TICKS_PER_BEAT = 8  # smallest ticks_per_beat written (exact round trip from 8 on)
+MAX_WRITE_TICKS_PER_BEAT = 32767  # the header's division field is 15 bits
+
+
+class MidiWarning(UserWarning):
+    """A MIDI file was read only in part (cut at max_steps, ended by a meter) or skipped."""
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_state_matrix(path, *, include_drums=False, max_steps=100_000):
+    """Read a MIDI file into a state matrix S of shape (T, 78, 2), uint8.
+
+    Raises MidiError (naming the file and the reason) for any file it cannot read.
+    Warns with MidiWarning when the piece is ended by a meter other than 2/x or 4/x, or cut
+    to max_steps steps.
+    """
+    max_steps = _check_max_steps(max_steps)
+    name = os.fspath(path)
+    data = _read_file_bytes(name)
+    ticks_per_beat = _check_header(data, name)
+    tracks = _parse_tracks(data, name)
+
+    tick_cap = (max_steps + 1) * ticks_per_beat  # step(tick_cap) = 4 * max_steps + 4 > max_steps
+    events, meter_endings, last_tick = _collect_events(tracks, include_drums, tick_cap)
+    events = events[np.argsort(events[:, 0], kind="stable")]  # (E, 3) (tick, value, note)
+    steps = _tick_to_step(events[:, 0], ticks_per_beat)  # (E,)
+
+    n_steps = _step_of_tick(last_tick, ticks_per_beat) + 1
+    ending = np.flatnonzero(events[:, 1] == METER_END)
+    if ending.size and steps[ending[0]] < max_steps:
+        first = int(ending[0])
+        numerator, denominator = meter_endings[int(events[first, 2])]
+        n_steps = int(steps[first]) + 1
+        events, steps = events[:first], steps[:first]
+        warnings.warn(
+            f"{name}: time signature {numerator}/{_format_denominator(denominator)} at step "
+            f"{n_steps - 1} ends the piece there (only meters with numerator 2 or 4 are read); "
+            f"kept {n_steps} steps",
+            MidiWarning,
+            stacklevel=2,
+        )
+    elif n_steps > max_steps:
+        warnings.warn(
+            f"{name}: piece is longer than max_steps={max_steps} steps; cut to {max_steps}",
+            MidiWarning,
+            stacklevel=2,
+        )
+        n_steps = max_steps
+
+    notes_kept = (events[:, 1] != METER_END) & (steps < n_steps)  # (E,)
+    return _build_roll(steps[notes_kept], events[notes_kept, 2], events[notes_kept, 1], n_steps)
+
+
+def _check_max_steps(max_steps):
+    if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)):
+        raise TypeError(f"max_steps must be an int, got {type(max_steps).__name__}")
+    if not 1 <= max_steps <= MAX_STEPS_LIMIT:
+        raise ValueError(f"max_steps must be in 1..{MAX_STEPS_LIMIT}, got {max_steps}")
+    return int(max_steps)
+
+
+def _read_file_bytes(name):
+    try:
+        with open(name, "rb") as file:
+            return file.read()
+    except FileNotFoundError:
+        raise MidiError(f"{name}: no such file") from None
+    except (OSError, ValueError) as e:  # a folder, no permission, an odd path ...
+        raise MidiError(f"{name}: cannot read the file ({type(e).__name__}: {e})") from e
+
+
+def _check_header(data, name):
+    """Check the MThd chunk ourselves (mido checks little of it); return ticks per beat."""
+    if len(data) == 0:
+        raise MidiError(f"{name}: empty file, not a MIDI file")
+    if data[:4] == b"RIFF":
+        raise MidiError(f"{name}: RIFF-wrapped MIDI (RMID) is not supported; "
+                        "extract the standard MIDI file inside it")
+    if data[:4] != b"MThd":
+        raise MidiError(f"{name}: not a standard MIDI file (no MThd header)")
+    if len(data) < 14:
+        raise MidiError(f"{name}: truncated MIDI header ({len(data)} bytes)")
+    header_length, midi_format, n_tracks, division = struct.unpack(">LHHH", data[4:14])
+    if header_length < 6:
+        raise MidiError(f"{name}: MIDI header too short ({header_length} bytes, need 6)")
+    if midi_format == 2:
+        raise MidiError(f"{name}: format 2 MIDI file (independent sequences, no common "
+                        "timeline) is not supported")
+    if midi_format > 2:
+        raise MidiError(f"{name}: unknown MIDI file format {midi_format}")
+    if n_tracks > MAX_TRACKS:
+        raise MidiError(f"{name}: {n_tracks} tracks, more than the {MAX_TRACKS} supported")
+    if division & 0x8000:
+        raise MidiError(f"{name}: SMPTE time division is not supported "
+                        "(need ticks per beat)")
+    if division == 0:
+        raise MidiError(f"{name}: ticks per beat is 0")
+    return division
+
+
+def _parse_tracks(data, name):
+    try:
+        midi = mido.MidiFile(file=io.BytesIO(data), clip=False)
+        return midi.tracks
+    except Exception as e:  # mido reports bad content with many exception types
+        reason = str(e) or "unexpected end of data"
+        raise MidiError(f"{name}: corrupt MIDI data ({type(e).__name__}: {reason})") from e
+
+
+def _collect_events(tracks, include_drums, tick_cap):
+    """One pass over every track's messages.
+
+    Returns events (E, 3) int64 rows (tick, value, note) in track order (value STRIKE or
+    RELEASE; or METER_END, its note column then indexing the meter list), the
+    (numerator, denominator) of each meter ending, and the largest tick of any event; every
+    tick is clamped to tick_cap.
+    """
+    rows = []  # (tick, value, note)
+    meter_endings = []  # (numerator, denominator)
+    last_tick = 0
+    for track in tracks:
+        now = 0
+        for msg in track:
+            now += msg.time
+            kind = msg.type
+            if kind == "note_on" or kind == "note_off":
+                if msg.channel == DRUM_CHANNEL and not include_drums:
+                    continue
+                pitch = msg.note
+                if LOWEST_PITCH <= pitch <= HIGHEST_PITCH:
+                    value = STRIKE if kind == "note_on" and msg.velocity > 0 else RELEASE
+                    rows.append((min(now, tick_cap), value, pitch - LOWEST_PITCH))
+            elif kind == "time_signature" and msg.numerator not in READ_METERS:
+                rows.append((min(now, tick_cap), METER_END, len(meter_endings)))
+                meter_endings.append((msg.numerator, msg.denominator))
+        last_tick = max(last_tick, min(now, tick_cap))
+    events = np.array(rows, dtype=np.int64).reshape(-1, 3)  # (E, 3)
+    return events, meter_endings, last_tick
+
+
+def _tick_to_step(ticks, ticks_per_beat):
+    """floor(k / q + 1/2) with q = tpb / 4, exact in integers: (8k + tpb) // (2 tpb)."""
+    return (8 * ticks + ticks_per_beat) // (2 * ticks_per_beat)
+
+
+def _step_of_tick(tick, ticks_per_beat):
+    return int(_tick_to_step(int(tick), int(ticks_per_beat)))
+
+
+def _format_denominator(denominator):
+    return str(denominator) if denominator < 10**6 else f"2**{denominator.bit_length() - 1}"
+
+
+def _build_roll(steps, notes, values, n_steps):
+    """S (T, 78, 2) uint8 from note events in merged order: last wins, play carried forward."""
+    keys = steps * N_NOTES + notes  # (E,) one key per (step, note)
+    # Last event per key: np.unique on the reversed keys gives each key's last occurrence.
+    unique_keys, index_from_end = np.unique(keys[::-1], return_index=True)  # sorted by key
+    last_values = values[::-1][index_from_end]  # (K,)
+    key_steps, key_notes = np.divmod(unique_keys, N_NOTES)  # (K,), (K,)
+
+    # Group by note, in time order within each note, to find each note's previous value.
+    by_note = np.lexsort((key_steps, key_notes))  # (K,)
+    key_steps, key_notes, last_values = key_steps[by_note], key_notes[by_note], last_values[by_note]
+    previous = np.zeros_like(last_values)  # (K,) value before this event; 0 at a note's start
+    same_note = key_notes[1:] == key_notes[:-1]
+    previous[1:][same_note] = last_values[:-1][same_note]
+
+    change = np.zeros((n_steps, N_NOTES), dtype=np.int8)  # (T, 78) play[t] - play[t-1]
+    change[key_steps, key_notes] = last_values - previous
+    S = np.zeros((n_steps, N_NOTES, 2), dtype=np.uint8)  # (T, 78, 2)
+    S[:, :, 0] = np.cumsum(change, axis=0, dtype=np.int8)
+    S[key_steps, key_notes, 1] = last_values == STRIKE
+    return S
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def write_state_matrix(S, path, *, ticks_per_beat=480, tempo_bpm=120, velocity=64):
+    """Write a state matrix S (T, 78, 2) of 0/1 values as a one-track MIDI file.
+
+    Raises ValueError for a malformed S or out-of-range settings (nothing is written then).
+    """
+    S = _check_state_matrix(S)  # (T, 78, 2) bool
+    ticks_per_beat = _check_int("ticks_per_beat", ticks_per_beat,
+                                MIN_WRITE_TICKS_PER_BEAT, MAX_WRITE_TICKS_PER_BEAT)
+    velocity = _check_int("velocity", velocity, 1, 127)
+    tempo = _tempo_from_bpm(tempo_bpm)
+
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("set_tempo", tempo=tempo, time=0))
+    last_tick = 0
+    for tick, is_on, note in _note_events(S, ticks_per_beat):
+        kind = "note_on" if is_on else "note_off"
+        track.append(mido.Message(kind, note=note + LOWEST_PITCH,
+                                  velocity=velocity if is_on else 0, time=tick - last_tick))
+        last_tick = tick
+    end_tick = max(last_tick, _step_tick(S.shape[0] - 1, ticks_per_beat))
+    track.append(mido.MetaMessage("end_of_track", time=end_tick - last_tick))
+
+    midi = mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat)
+    midi.tracks.append(track)
+    midi.save(os.fspath(path))
+
+
+def _check_state_matrix(S):
+    S = np.asarray(S)
+    if S.ndim != 3 or S.shape[1:] != (N_NOTES, 2) or S.shape[0] < 1:
+        raise ValueError(f"S must have shape (T, {N_NOTES}, 2) with T >= 1, got {S.shape}")
+    if S.dtype.kind not in "biuf":
+        raise ValueError(f"S must hold numbers 0 and 1, got dtype {S.dtype}")
+    if not np.all((S == 0) | (S == 1)):
+        raise ValueError("S must hold only the values 0 and 1")
+    return S.astype(bool)
+
+
+def _check_int(what, value, low, high):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{what} must be an int, got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{what} must be in {low}..{high}, got {value}")
+    return int(value)
+
+
+def _tempo_from_bpm(tempo_bpm):
+    """Microseconds per beat for a tempo in beats per minute (must fit MIDI's 24 bits)."""
+    if isinstance(tempo_bpm, bool) or not isinstance(tempo_bpm, (int, float, np.integer,
+                                                                 np.floating)):
+        raise ValueError(f"tempo_bpm must be a number, got {tempo_bpm!r}")
+    if not np.isfinite(tempo_bpm) or tempo_bpm <= 0:
+        raise ValueError(f"tempo_bpm must be a positive number, got {tempo_bpm}")
+    tempo = round(60_000_000 / float(tempo_bpm))
+    if not 1 <= tempo <= 0xFFFFFF:
+        raise ValueError(f"tempo_bpm={tempo_bpm} is outside what MIDI can store "
+                         "(about 3.6 to 60000000 bpm)")
+    return tempo
+
+
+def _step_tick(step, ticks_per_beat):
+    """Tick of step t when writing: t * tpb // 4 (exact round trip for tpb >= 8)."""
+    return step * ticks_per_beat // 4
+
+
+def _note_events(S, ticks_per_beat):
+    """(tick, is_on, note) for every note event, in file order.
+
+    S: (T, 78, 2) bool. At each step, first the note_offs (notes released, and notes re-struck
+    while sounding), then the note_ons (re-struck notes and onsets), each in note order; at step
+    T every note still sounding is released.
+    """
+    play = np.concatenate([S[:, :, 0], np.zeros((1, N_NOTES), bool)])  # (T+1, 78) silent at T
+    strike = np.concatenate([S[:, :, 1], np.zeros((1, N_NOTES), bool)])  # (T+1, 78)
+    before = np.concatenate([np.zeros((1, N_NOTES), bool), play[:-1]])  # (T+1, 78)
+    offs = before & (~play | strike)  # (T+1, 78)
+    ons = play & (~before | strike)  # (T+1, 78)
+    off_steps, off_notes = np.nonzero(offs)  # row-major: by step, then note
+    on_steps, on_notes = np.nonzero(ons)
+    steps = np.concatenate([off_steps, on_steps])  # (E,)
+    is_on = np.concatenate([np.zeros(off_steps.size, bool), np.ones(on_steps.size, bool)])
+    notes = np.concatenate([off_notes, on_notes])
+    order = np.lexsort((notes, is_on, steps))  # by step, offs first, then note
+    ticks = _step_tick(steps[order], ticks_per_beat)  # (E,)
+    return zip(ticks.tolist(), is_on[order].tolist(), notes[order].tolist())
