@@ -1,0 +1,214 @@
+"""The NumPy reference of every kernel: the executable form of MODEL_SPEC sections 3-5.
+
+Each function here is the twin of a CUDA kernel of the same name (kernels/*.cu): same
+arguments, same shapes, same layouts. They work in float32 or float64 (gradient checks).
+
+Layouts (the CUDA backend uses the same):
+- time stack:  sequence-major (L = T-1 steps, R = B*78 rows, features), row r = b*78 + n.
+- pitch stack: sequence-major (L = 78 notes, R = B*(T-1) rows, features), row r = b*(T-1) + t.
+- LSTM weights W (4H, I+H): gate blocks of H rows in the order i, f, g, o; columns [x, h_prev].
+  The input part of all steps is one GEMM (xproj = x W_x^T + b); only the recurrent part
+  (h_prev W_h^T) runs step by step. Weight gradients are large GEMMs over all steps, after the
+  step loop, never per step.
+"""
+import numpy as np
+
+EPS_LOSS = 2.0 ** -23
+CELL_ACTIVATIONS = ("identity", "tanh")
+N_NOTES = 78
+
+
+# ----------------------------------------------------------------------------- elementwise
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def cell_act(x, act):
+    """The activation of the candidate g: identity (the original's) or tanh."""
+    return x if act == "identity" else np.tanh(x)
+
+
+def cell_act_grad(g, act):
+    """d act / d pre, written in terms of the output g."""
+    return np.ones_like(g) if act == "identity" else 1.0 - g * g
+
+
+# ----------------------------------------------------------------------------- LSTM step
+
+
+def lstm_step_forward(xproj_t, h_prev, c_prev, W_h, act):
+    """One step of an LSTM layer for R independent rows.
+
+    xproj_t (R, 4H): x_t W_x^T + b (precomputed for all steps); h_prev, c_prev (R, H);
+    W_h (4H, H). Returns h (R, H), c (R, H), gates (R, 4H): activated i, f, g, o.
+    """
+    H = h_prev.shape[1]
+    pre = xproj_t + h_prev @ W_h.T  # (R, 4H)
+    i = sigmoid(pre[:, 0 * H:1 * H])
+    f = sigmoid(pre[:, 1 * H:2 * H])
+    g = cell_act(pre[:, 2 * H:3 * H], act)
+    o = sigmoid(pre[:, 3 * H:4 * H])
+    c = f * c_prev + i * g  # (R, H)
+    h = o * np.tanh(c)  # (R, H)
+    return h, c, np.concatenate([i, f, g, o], axis=1)
+
+
+def lstm_step_backward(dh, dc, gates, c, c_prev, W_h, act):
+    """Backward of lstm_step_forward.
+
+    dh (R, H): gradient reaching h (from above and from the next step); dc (R, H): from the
+    next step's cell. Returns dpre (R, 4H) (gradient of the gate pre-activations),
+    dh_prev (R, H) and dc_prev (R, H).
+    """
+    H = dh.shape[1]
+    i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
+    tanh_c = np.tanh(c)
+    dc = dc + dh * o * (1.0 - tanh_c * tanh_c)  # (R, H)
+    dpre = np.concatenate([
+        dc * g * i * (1.0 - i),
+        dc * c_prev * f * (1.0 - f),
+        dc * i * cell_act_grad(g, act),
+        dh * tanh_c * o * (1.0 - o),
+    ], axis=1)  # (R, 4H)
+    return dpre, dpre @ W_h, dc * f
+
+
+# ----------------------------------------------------------------------------- LSTM layer
+
+
+def lstm_layer_forward(x, W, b, act):
+    """x (L, R, I) -> h (L, R, H) and the cache the backward pass needs."""
+    L, R, I = x.shape
+    H = W.shape[0] // 4
+    W_x, W_h = W[:, :I], W[:, I:]
+    xproj = x @ W_x.T + b  # (L, R, 4H): one GEMM for all steps
+    h_all = np.empty((L, R, H), dtype=x.dtype)
+    c_all = np.empty((L, R, H), dtype=x.dtype)
+    gates_all = np.empty((L, R, 4 * H), dtype=x.dtype)
+    h = np.zeros((R, H), dtype=x.dtype)
+    c = np.zeros((R, H), dtype=x.dtype)
+    for t in range(L):
+        h, c, gates_all[t] = lstm_step_forward(xproj[t], h, c, W_h, act)
+        h_all[t], c_all[t] = h, c
+    return h_all, (x, h_all, c_all, gates_all)
+
+
+def lstm_layer_backward(dh_all, cache, W, act):
+    """dh_all (L, R, H): gradient reaching each step's h from above.
+
+    Returns dx (L, R, I), dW (4H, I+H), db (4H,).
+    """
+    x, h_all, c_all, gates_all = cache
+    L, R, I = x.shape
+    H = W.shape[0] // 4
+    W_x, W_h = W[:, :I], W[:, I:]
+    dpre_all = np.empty((L, R, 4 * H), dtype=x.dtype)
+    dh = np.zeros((R, H), dtype=x.dtype)
+    dc = np.zeros((R, H), dtype=x.dtype)
+    zeros = np.zeros((R, H), dtype=x.dtype)
+    for t in range(L - 1, -1, -1):
+        c_prev = c_all[t - 1] if t > 0 else zeros
+        dpre_all[t], dh, dc = lstm_step_backward(dh_all[t] + dh, dc, gates_all[t], c_all[t],
+                                                 c_prev, W_h, act)
+    h_prev_all = np.concatenate([zeros[None], h_all[:-1]], axis=0)  # (L, R, H)
+    dpre_flat = dpre_all.reshape(L * R, 4 * H)
+    dW = np.concatenate([dpre_flat.T @ x.reshape(L * R, I),
+                         dpre_flat.T @ h_prev_all.reshape(L * R, H)], axis=1)  # (4H, I+H)
+    return dpre_all @ W_x, dW, dpre_flat.sum(axis=0)
+
+
+# ----------------------------------------------------------------------------- dropout
+
+
+def dropout_mask(rng, rows, H, p, dtype):
+    """(rows, H) inverted-dropout mask: 0 or 1/(1-p), one per sequence row for all steps."""
+    keep = rng.random((rows, H)) >= p
+    return (keep / (1.0 - p)).astype(dtype)
+
+
+# ----------------------------------------------------------------------------- layouts
+
+
+def time_inputs(features):
+    """features (B, T-1, 78, 80) -> (T-1, B*78, 80): the time stack's layout."""
+    B, L, N, F = features.shape
+    return np.ascontiguousarray(features.transpose(1, 0, 2, 3)).reshape(L, B * N, F)
+
+
+def pitch_inputs(time_out, targets):
+    """The pitch stack's input (teacher forcing).
+
+    time_out (T-1, B*78, Ht): last time layer's (dropped) output; targets (B, T-1, 78, 2).
+    Returns (78, B*(T-1), Ht+2): [time output of the note, target of note n-1 ([0,0] for n=0)].
+    """
+    L, R, Ht = time_out.shape
+    B = R // N_NOTES
+    h = time_out.reshape(L, B, N_NOTES, Ht).transpose(2, 1, 0, 3)  # (78, B, T-1, Ht)
+    prev = np.zeros((N_NOTES, B, L, 2), dtype=time_out.dtype)
+    prev[1:] = targets.transpose(2, 0, 1, 3)[:-1]  # (77, B, T-1, 2)
+    return np.concatenate([h, prev], axis=3).reshape(N_NOTES, B * L, Ht + 2)
+
+
+def pitch_to_time(d_pitch_time_part, B):
+    """(78, B*(T-1), Ht) -> (T-1, B*78, Ht): the inverse transpose of pitch_inputs."""
+    N, R, Ht = d_pitch_time_part.shape
+    L = R // B
+    d = d_pitch_time_part.reshape(N, B, L, Ht).transpose(2, 1, 0, 3)  # (T-1, B, 78, Ht)
+    return np.ascontiguousarray(d).reshape(L, B * N, Ht)
+
+
+def pitch_targets(targets):
+    """targets (B, T-1, 78, 2) -> (78, B*(T-1), 2) in the pitch stack's layout."""
+    B, L, N, _ = targets.shape
+    return np.ascontiguousarray(targets.transpose(2, 0, 1, 3)).reshape(N, B * L, 2)
+
+
+# ----------------------------------------------------------------------------- output + loss
+
+
+def output_loss_forward(h, W, b, y):
+    """h (..., Hp), W (2, Hp), b (2,), y (..., 2) in {0,1}.
+
+    Returns P (..., 2) = sigmoid(h W^T + b) and the summed loss (MODEL_SPEC 4) as a float,
+    accumulated in float64.
+    """
+    P = sigmoid(h @ W.T + b)  # (..., 2)
+    P0, P1, y0, y1 = P[..., 0], P[..., 1], y[..., 0], y[..., 1]
+    ll = np.log(2 * P0 * y0 - P0 - y0 + 1 + EPS_LOSS) \
+        + y0 * np.log(2 * P1 * y1 - P1 - y1 + 1 + EPS_LOSS)
+    return P, -float(np.sum(ll, dtype=np.float64))
+
+
+def output_loss_backward(P, y):
+    """Gradient of the summed loss wrt the output logits: (..., 2)."""
+    P0, P1, y0, y1 = P[..., 0], P[..., 1], y[..., 0], y[..., 1]
+    dP0 = -(2 * y0 - 1) / (2 * P0 * y0 - P0 - y0 + 1 + EPS_LOSS)
+    dP1 = -y0 * (2 * y1 - 1) / (2 * P1 * y1 - P1 - y1 + 1 + EPS_LOSS)
+    return np.stack([dP0 * P0 * (1 - P0), dP1 * P1 * (1 - P1)], axis=-1).astype(P.dtype)
+
+
+# ----------------------------------------------------------------------------- optimiser
+
+
+def clip_segments(g, n_segments, max_norm=5.0):
+    """g clipped to L2 norm max_norm per segment (n_segments equal row blocks); zero stays."""
+    seg = g.reshape(n_segments, -1)
+    norm = np.sqrt(np.sum(seg.astype(np.float64) ** 2, axis=1, keepdims=True))  # (S, 1)
+    scale = np.where(norm > 0, np.minimum(max_norm, norm) / np.where(norm > 0, norm, 1), 1.0)
+    return (seg * scale.astype(g.dtype)).reshape(g.shape)
+
+
+def adadelta_update(w, g, Eg, Ex, n_segments, rho=0.95, eps=1e-6, max_norm=5.0):
+    """One Adadelta step in place on w, Eg, Ex (MODEL_SPEC 5), after per-segment clipping.
+
+    n_segments: 4 for an LSTM W or b (one segment per gate block of H rows), 1 otherwise.
+    """
+    g = clip_segments(g, n_segments, max_norm)
+    Eg *= rho
+    Eg += (1 - rho) * g * g
+    d = -np.sqrt((Ex + eps) / (Eg + eps)) * g
+    Ex *= rho
+    Ex += (1 - rho) * d * d
+    w += d

@@ -1,0 +1,213 @@
+"""Model API: loss by hand, Adadelta and clipping by hand, seeds, checkpoints, training."""
+import json
+import math
+import zipfile
+
+import numpy as np
+import pytest
+
+from biaxial_cu import CheckpointError, Model
+from biaxial_cu.backends import reference as ref
+from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir
+
+TINY = dict(t_layer_sizes=(5, 4), p_layer_sizes=(3, 2), backend="numpy")
+
+
+def random_batch(seed, B=2, T=6):
+    rng = np.random.default_rng(seed)
+    S = (rng.random((B, T, 78, 2)) < 0.2).astype(np.uint8)
+    S[..., 1] *= S[..., 0]
+    return S
+
+
+def test_param_names_and_shapes():
+    m = Model((7, 6), (5, 4), backend="numpy", seed=0)
+    want = {"time.0.W": (28, 87), "time.0.b": (28,), "time.1.W": (24, 13), "time.1.b": (24,),
+            "pitch.0.W": (20, 6 + 2 + 5), "pitch.0.b": (20,), "pitch.1.W": (16, 9),
+            "pitch.1.b": (16,), "out.W": (2, 4), "out.b": (2,)}
+    assert {k: v.shape for k, v in m.params.items()} == want
+    assert all(v.dtype == np.float32 for v in m.params.values())
+    assert m.parameter_count() == sum(int(np.prod(s)) for s in want.values())
+
+
+def test_original_initialisation_scale():
+    m = Model(backend="numpy", seed=0)
+    assert np.std(m.params["time.0.W"]) == pytest.approx(1 / 300, rel=0.02)
+    assert np.std(m.params["pitch.1.W"]) == pytest.approx(1 / 50, rel=0.05)
+    assert np.std(np.concatenate([m.params["out.W"].ravel(), m.params["out.b"]])) < 1.5
+
+
+def test_loss_by_hand():
+    """All weights zero but out.b: every h is 0 (g = 0 so c = 0), P = sigmoid(out.b) everywhere.
+
+    out.b = [0, log 3] -> P0 = 1/2, P1 = 3/4. Target step: 3 notes play, 2 of them struck.
+    L = -(3 log(1/2+e) + 75 log(1/2+e) + 2 log(3/4+e) + 1 log(1/4+e)), e = 2^-23
+      = 78 * 0.6931 + 2 * 0.2877 + 1.3863 = 56.02711919832377.
+    """
+    m = Model((3,), (2,), dropout=0.0, backend="numpy", dtype="float64", seed=0)
+    for p in m.params.values():
+        p[...] = 0
+    m.params["out.b"][:] = [0.0, math.log(3.0)]
+    S = np.zeros((1, 2, 78, 2), np.uint8)
+    S[0, 0, 10] = 1  # the input step does not matter here
+    S[0, 1, [5, 20, 40], 0] = 1
+    S[0, 1, [5, 40], 1] = 1
+    assert m.loss(S) == pytest.approx(56.02711919832377, rel=1e-12)
+    m32 = Model((3,), (2,), dropout=0.0, backend="numpy", seed=0)
+    for name, p in m32.params.items():
+        p[...] = m.params[name]
+    assert m32.loss(S) == pytest.approx(56.02711919832377, rel=1e-6)
+
+
+def test_clipping_and_adadelta_by_hand():
+    """time.0.W of a model with H = 1: each gate block is one row of 81 columns.
+
+    Gradient rows (gate i, f, g, o), nonzero in columns 0, 1 only:
+      i: (3, 4)     norm 5   -> kept (min(5, 5)/5 = 1)
+      f: (6, 8)     norm 10  -> halved to (3, 4)
+      g: (0, 0)     norm 0   -> left as it is
+      o: (0.3, 0.4) norm 0.5 -> kept
+    Adadelta (rho 0.95, eps 1e-6), two steps with the same gradient g:
+      Eg1 = 0.05 g^2, d1 = -sqrt(1e-6 / (Eg1 + 1e-6)) g, Ex1 = 0.05 d1^2,
+      Eg2 = 0.95 Eg1 + 0.05 g^2, d2 = -sqrt((Ex1 + 1e-6) / (Eg2 + 1e-6)) g.
+      g = 3:   d1 = -3 sqrt(1e-6/0.450001) = -0.004472130985967911, d1 + d2 = -0.009001234025695241
+      g = 4:   d1 = -0.0044721331599172276,                         d1 + d2 = -0.009001238429514793
+      g = 0.3: d1 = -0.004471639133806578,                          d1 + d2 = -0.009000237669730633
+      g = 0.4: d1 = -0.004471856472703584,                          d1 + d2 = -0.0090006779379233
+    """
+    g = np.zeros((4, 81))
+    g[0, :2] = 3, 4
+    g[1, :2] = 6, 8
+    g[3, :2] = 0.3, 0.4
+    np.testing.assert_allclose(ref.clip_segments(g, 4)[:, :2], [[3, 4], [3, 4], [0, 0], [0.3, 0.4]],
+                               rtol=1e-15)
+    w, Eg, Ex = np.zeros_like(g), np.zeros_like(g), np.zeros_like(g)
+    ref.adadelta_update(w, g, Eg, Ex, 4)
+    np.testing.assert_allclose(w[0, :2], [-0.004472130985967911, -0.0044721331599172276], rtol=1e-12)
+    np.testing.assert_allclose(w[1, :2], [-0.004472130985967911, -0.0044721331599172276], rtol=1e-12)
+    np.testing.assert_allclose(w[3, :2], [-0.004471639133806578, -0.004471856472703584], rtol=1e-12)
+    np.testing.assert_allclose(Ex[0, 0], 9.99997777782716e-07, rtol=1e-12)
+    ref.adadelta_update(w, g, Eg, Ex, 4)
+    np.testing.assert_allclose(w[0, :2], [-0.009001234025695241, -0.009001238429514793], rtol=1e-12)
+    np.testing.assert_allclose(w[3, :2], [-0.009000237669730633, -0.0090006779379233], rtol=1e-12)
+    assert not w[2].any() and not w[:, 2:].any()
+    # through the Model: out.W is one segment (norm over the whole tensor)
+    m = Model((1,), (1,), dropout=0.0, backend="numpy", dtype="float64", seed=0)
+    gW = np.array([[30.0], [40.0]])  # norm 50 -> scaled by 1/10
+    np.testing.assert_allclose(ref.clip_segments(gW, 1), [[3.0], [4.0]])
+    assert m.params["time.0.W"].shape == (4, 81)
+
+
+def test_seeded_reproducibility_and_dtypes():
+    S = random_batch(1)
+    a, b = Model(**TINY, seed=7), Model(**TINY, seed=7)
+    for name in a.params:
+        np.testing.assert_array_equal(a.params[name], b.params[name])
+    la = [a.train_step(S) for _ in range(3)]
+    lb = [b.train_step(S) for _ in range(3)]
+    assert la == lb and a.step == 3
+    c = Model(**TINY, seed=8)
+    assert not np.array_equal(a.params["time.0.W"], c.params["time.0.W"])
+    m64 = Model(**TINY, seed=7, dtype="float64", dropout=0.0)
+    m32 = Model(**TINY, seed=7, dropout=0.0)
+    assert m32.loss(S) == pytest.approx(m64.loss(S), rel=1e-5)
+
+
+def test_gradients_use_dropout_and_loss_does_not():
+    S = random_batch(2)
+    m = Model(**TINY, seed=1, dropout=0.5)
+    assert m.loss(S) == m.loss(S)
+    l1, _ = m.gradients(S)
+    l2, _ = m.gradients(S)
+    assert l1 != l2  # fresh masks each call
+    masks = m.dropout_masks(2, 6)
+    assert m.gradients(S, masks)[0] == m.gradients(S, masks)[0]
+
+
+@pytest.mark.parametrize("bad", [
+    np.zeros((2, 1, 78, 2)), np.zeros((2, 4, 77, 2)), np.zeros((4, 78, 2)), np.full((1, 3, 78, 2), 2)])
+def test_bad_batches(bad):
+    with pytest.raises(ValueError):
+        Model(**TINY, seed=0).loss(bad)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(t_layer_sizes=()), dict(t_layer_sizes=(0,)), dict(p_layer_sizes=(3.5,)), dict(dropout=1.0),
+    dict(dropout=-0.1), dict(cell_activation="relu"), dict(dtype="float16"), dict(backend="opencl")])
+def test_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        Model(**{**TINY, **kwargs})
+
+
+def test_cuda_backend_without_gpu_is_a_clear_error():
+    from biaxial_cu.model import cuda_unavailable_reason
+
+    reason = cuda_unavailable_reason()
+    if reason is None:
+        pytest.skip("a GPU is usable here")
+    with pytest.raises(RuntimeError, match="cuda"):
+        Model(**{**TINY, "backend": "cuda"})
+    assert Model(**{**TINY, "backend": "auto"}).backend == "numpy"
+
+
+def test_checkpoint_round_trip_and_resume_is_exact(tmp_path):
+    """train 6 steps == train 3, save, load, train 3 more: bit-identical (dropout on)."""
+    S = random_batch(3)
+    straight = Model(**TINY, seed=5, dropout=0.5)
+    for _ in range(6):
+        straight.train_step(S)
+    first = Model(**TINY, seed=5, dropout=0.5)
+    for _ in range(3):
+        first.train_step(S)
+    first.save(tmp_path / "c.npz")
+    resumed = Model.load(tmp_path / "c.npz", backend="numpy")
+    assert resumed.step == 3 and resumed.config == first.config
+    for name in first.params:
+        np.testing.assert_array_equal(resumed.params[name], first.params[name])
+        np.testing.assert_array_equal(resumed._opt[f"Eg/{name}"], first._opt[f"Eg/{name}"])
+    for _ in range(3):
+        resumed.train_step(S)
+    for name in straight.params:
+        np.testing.assert_array_equal(resumed.params[name], straight.params[name])
+    assert not list(tmp_path.glob(".ckpt-*"))  # no temporary file left behind
+
+
+def test_checkpoint_refusals(tmp_path):
+    m = Model(**TINY, seed=0)
+    good = tmp_path / "good.npz"
+    m.save(good)
+    data = good.read_bytes()
+    cases = {}
+    cases["truncated"] = data[: len(data) // 2]
+    cases["empty"] = b""
+    cases["text"] = b"not a checkpoint at all"
+    for name, content in cases.items():
+        (tmp_path / f"{name}.npz").write_bytes(content)
+    np.savez(tmp_path / "foreign.npz", weights=np.zeros(3))
+    arrays = dict(np.load(good, allow_pickle=False))
+    np.savez(tmp_path / "missing.npz", **{k: v for k, v in arrays.items() if k != "param/out.b"})
+    bad_shape = dict(arrays)
+    bad_shape["param/out.W"] = np.zeros((2, 9), np.float32)
+    np.savez(tmp_path / "shape.npz", **bad_shape)
+    meta = json.loads(arrays["meta"].tobytes())
+    meta["version"] = 99
+    newer = dict(arrays, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    np.savez(tmp_path / "newer.npz", **newer)
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with zipfile.ZipFile(tmp_path / "pickled.npz", "w") as z:
+        z.write(tmp_path / "obj.npy", "meta.npy")
+    for name in ["truncated", "empty", "text", "foreign", "missing", "shape", "newer", "pickled",
+                 "does_not_exist"]:
+        with pytest.raises(CheckpointError) as e:
+            Model.load(tmp_path / f"{name}.npz", backend="numpy")
+        assert f"{name}.npz" in str(e.value)
+
+
+def test_training_on_shipped_pieces_lowers_the_loss():
+    pieces = load_pieces(shipped_corpus_dir())
+    few = {k: pieces[k] for k in sorted(pieces)[:4]}
+    m = Model((24, 24), (16, 8), dropout=0.0, backend="numpy", seed=0)
+    rng = np.random.default_rng(0)
+    losses = [m.train_step(sample_batch(few, 4, 32, rng)) for _ in range(30)]
+    first, last = np.mean(losses[:5]), np.mean(losses[-5:])
+    assert last < 0.6 * first, (first, last)
