@@ -1,0 +1,104 @@
+"""Forward kernels run on the CPU harness and match their NumPy twins.
+
+Tolerances (float32): a dot product of length K summed in another order differs by at most
+about K * 2^-24 * sum|terms|; with K <= 40 and O(1) terms here that is < 1e-5 absolute, and the
+sigmoid/tanh that follow shrink it. So gates, h and c are compared with atol 2e-5, rtol 1e-5.
+Copies (features, layouts) must be exact. The loss is a sum of float64 terms computed from
+float32 probabilities: relative 1e-5 against the float32 reference.
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biaxial_cu.backends import reference as ref
+from biaxial_cu.features import note_inputs
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "cuda_emu"))
+import emu  # noqa: E402
+
+ATOL, RTOL = 2e-5, 1e-5
+
+
+def kernel(name):
+    return emu.load(ROOT / "kernels" / f"{name}.cu")
+
+
+def random_batch(rng, B, T, density=0.25):
+    S = (rng.random((B, T, 78, 2)) < density).astype(np.uint8)
+    S[..., 1] *= S[..., 0]
+    return S
+
+
+def blocks(n, size):
+    return (n + size - 1) // size
+
+
+def test_note_inputs_matches_features():
+    rng = np.random.default_rng(0)
+    B, T = 2, 19  # 18 steps: beat bits up to t = 17
+    S = random_batch(rng, B, T)
+    X = np.full((T - 1, B * 78, 80), np.nan, np.float32)
+    kernel("features").launch("note_inputs", blocks(X.shape[0] * X.shape[1], 128), 128, [S, X, B, T])
+    want = ref.time_inputs(np.stack([note_inputs(S[b, :-1]) for b in range(B)]))
+    np.testing.assert_array_equal(X, want)
+
+
+def test_layout_kernels_match_twins():
+    rng = np.random.default_rng(1)
+    B, T, Ht = 2, 5, 7
+    L = T - 1
+    S = random_batch(rng, B, T)
+    time_out = rng.standard_normal((L, B * 78, Ht)).astype(np.float32)
+    mod = kernel("layout")
+    out = np.full((78, B * L, Ht + 2), np.nan, np.float32)
+    mod.launch("pitch_inputs", blocks(out.size, 256), 256, [time_out, S, out, B, L, Ht])
+    targets = S[:, 1:].astype(np.float32)
+    np.testing.assert_array_equal(out, ref.pitch_inputs(time_out, targets))
+    y = np.full((78, B * L, 2), np.nan, np.float32)
+    mod.launch("pitch_targets", blocks(y.size, 256), 256, [S, y, B, L])
+    np.testing.assert_array_equal(y, ref.pitch_targets(targets))
+    back = np.full((L, B * 78, Ht), np.nan, np.float32)
+    mod.launch("pitch_to_time", blocks(back.size, 256), 256, [out, back, B, L, Ht, Ht + 2])
+    np.testing.assert_array_equal(back, ref.pitch_to_time(out[:, :, :Ht], B))
+
+
+@pytest.mark.parametrize("R,H", [(5, 3), (37, 20), (16, 16)])
+@pytest.mark.parametrize("act", ["identity", "tanh"])
+@pytest.mark.parametrize("use_mask", [0, 1])
+def test_lstm_step_forward_matches_twin(R, H, act, use_mask):
+    rng = np.random.default_rng(R * H + use_mask)
+    xproj = rng.standard_normal((R, 4 * H)).astype(np.float32)
+    h_prev = rng.standard_normal((R, H)).astype(np.float32)
+    c_prev = rng.standard_normal((R, H)).astype(np.float32)
+    W_h = (rng.standard_normal((4 * H, H)) / np.sqrt(H)).astype(np.float32)
+    mask = ref.dropout_mask(rng, R, H, 0.5, np.float32)
+    h, c, h_out = (np.full((R, H), np.nan, np.float32) for _ in range(3))
+    gates = np.full((R, 4 * H), np.nan, np.float32)
+    grid = (blocks(H, 16), blocks(R, 16))
+    kernel("lstm").launch("lstm_step_forward", grid, (16, 16),
+                          [xproj, h_prev, c_prev, W_h, mask, h, c, gates, h_out, R, H,
+                           int(act == "tanh"), use_mask])
+    want_h, want_c, want_gates = ref.lstm_step_forward(xproj, h_prev, c_prev, W_h, act)
+    np.testing.assert_allclose(gates, want_gates, atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(c, want_c, atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(h, want_h, atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(h_out, want_h * mask if use_mask else want_h, atol=2 * ATOL, rtol=RTOL)
+
+
+def test_output_loss_forward_matches_twin():
+    rng = np.random.default_rng(3)
+    M, Hp = 600, 9  # 3 blocks, the last one partial
+    h = rng.standard_normal((M, Hp)).astype(np.float32)
+    W = rng.standard_normal((2, Hp)).astype(np.float32)
+    b = rng.standard_normal(2).astype(np.float32)
+    y = (rng.random((M, 2)) < 0.4).astype(np.float32)
+    y[:, 1] *= y[:, 0]
+    P = np.full((M, 2), np.nan, np.float32)
+    partial = np.full(blocks(M, 256), np.nan, np.float64)
+    kernel("output_loss").launch("output_loss_forward", len(partial), 256, [h, W, b, y, P, partial, M, Hp])
+    want_P, want_loss = ref.output_loss_forward(h, W, b, y)
+    np.testing.assert_allclose(P, want_P, atol=ATOL, rtol=RTOL)
+    assert partial.sum() == pytest.approx(want_loss, rel=1e-5)
