@@ -63,6 +63,12 @@ def cuda_unavailable_reason():
     return cuda.cuda_unavailable_reason()
 
 
+def _cuda_trains():
+    from .backends import cuda
+
+    return cuda.TRAINS
+
+
 def _check_batch(batch):
     batch = np.asarray(batch)
     if batch.ndim != 4 or batch.shape[2:] != (N_NOTES, 2) or batch.shape[1] < 2 or batch.shape[0] < 1:
@@ -115,7 +121,11 @@ class Model:
             if dtype != "float32":
                 raise ValueError("the cuda backend computes in float32 only")
             return "cuda"
-        chosen = "numpy" if reason or dtype != "float32" else "cuda"
+        if not reason and dtype != "float32":
+            reason = "the cuda backend computes in float32 only"
+        if not reason and not _cuda_trains():
+            reason = "the cuda backend cannot train yet (no backward kernels)"
+        chosen = "numpy" if reason else "cuda"
         log.info("backend 'auto' chose %s%s", chosen, f" ({reason})" if reason else "")
         return chosen
 
