@@ -71,3 +71,34 @@ extern "C" __global__ void lstm_step_forward(const float* __restrict__ xproj_t,
   gt[3 * H + j] = o_g;
   h_out[rj] = use_mask ? h_new * mask[rj] : h_new;
 }
+
+// Backward of one step, elementwise over (r, j); twin: reference.lstm_step_backward (whose
+// dh_prev = dpre W_h the host computes with one cuBLAS GEMM per step).
+// dh_above (R, H): gradient reaching this step's output from above (before the dropout
+// mask: the kernel multiplies by mask[r, j] when use_mask); dh_rec (R, H): from the next step
+// (dpre_{t+1} W_h); dc_next (R, H): from the next step's cell.
+// -> dpre (R, 4H) for gates i, f, g, o; dc_prev (R, H).
+extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above,
+                                              const float* __restrict__ dh_rec,
+                                              const float* __restrict__ dc_next,
+                                              const float* __restrict__ gates,
+                                              const float* __restrict__ c,
+                                              const float* __restrict__ c_prev,
+                                              const float* __restrict__ mask,
+                                              float* __restrict__ dpre, float* __restrict__ dc_prev,
+                                              int R, int H, int act, int use_mask) {
+  int idx = blockIdx.x * blockDim.x + threadIdx.x;  // over (r, j)
+  if (idx >= R * H) return;
+  int r = idx / H, j = idx % H;
+  const float* gt = gates + (size_t)r * 4 * H;
+  float i_g = gt[j], f_g = gt[H + j], g_g = gt[2 * H + j], o_g = gt[3 * H + j];
+  float tanh_c = tanhf(c[idx]);
+  float dh = (use_mask ? dh_above[idx] * mask[idx] : dh_above[idx]) + dh_rec[idx];
+  float dc = dc_next[idx] + dh * o_g * (1.0f - tanh_c * tanh_c);
+  float* dp = dpre + (size_t)r * 4 * H;
+  dp[j] = dc * g_g * i_g * (1.0f - i_g);
+  dp[H + j] = dc * c_prev[idx] * f_g * (1.0f - f_g);
+  dp[2 * H + j] = dc * i_g * (act == ACT_TANH ? 1.0f - g_g * g_g : 1.0f);
+  dp[3 * H + j] = dh * tanh_c * o_g * (1.0f - o_g);
+  dc_prev[idx] = dc * f_g;
+}

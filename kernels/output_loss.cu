@@ -42,3 +42,17 @@ extern "C" __global__ void output_loss_forward(const float* __restrict__ h, cons
   }
   if (threadIdx.x == 0) partial[blockIdx.x] = terms[0];
 }
+
+// Gradient of the summed loss wrt the two logits of every element; twin:
+// reference.output_loss_backward. P, y (M, 2) -> dlogits (M, 2). One thread per element.
+extern "C" __global__ void output_loss_backward(const float* __restrict__ P, const float* __restrict__ y,
+                                                float* __restrict__ dlogits, int M) {
+  int m = blockIdx.x * blockDim.x + threadIdx.x;
+  if (m >= M) return;
+  float p0 = P[2 * m], p1 = P[2 * m + 1], y0 = y[2 * m], y1 = y[2 * m + 1];
+  const float eps = (float)EPS_LOSS;
+  float dp0 = -(2 * y0 - 1) / (2 * p0 * y0 - p0 - y0 + 1 + eps);
+  float dp1 = -y0 * (2 * y1 - 1) / (2 * p1 * y1 - p1 - y1 + 1 + eps);
+  dlogits[2 * m] = dp0 * p0 * (1 - p0);
+  dlogits[2 * m + 1] = dp1 * p1 * (1 - p1);
+}

@@ -1,0 +1,99 @@
+"""Backward and optimiser kernels on the CPU harness against their NumPy twins.
+
+The elementwise backward kernels do the twin's arithmetic in the same order in float32, so
+they agree to a few ulps: atol 1e-6, rtol 1e-5 (the 1/(...) of the loss gradient can reach
+2^23 when P is 0 or 1; rtol covers it). Gradients of whole layers are checked on the GPU and,
+through the twins, by finite differences (tests/test_reference.py).
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biaxial_cu import Model
+from biaxial_cu.backends import reference as ref
+from biaxial_cu.model import clip_segment_count
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "cuda_emu"))
+import emu  # noqa: E402
+
+
+def kernel(name):
+    return emu.load(ROOT / "kernels" / f"{name}.cu")
+
+
+@pytest.mark.parametrize("R,H", [(7, 3), (33, 10)])
+@pytest.mark.parametrize("act", ["identity", "tanh"])
+@pytest.mark.parametrize("use_mask", [0, 1])
+def test_lstm_step_backward_matches_twin(R, H, act, use_mask):
+    rng = np.random.default_rng(R + H + use_mask)
+    f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
+    xproj, h_prev, c_prev, W_h = f32(R, 4 * H), f32(R, H), f32(R, H), f32(4 * H, H)
+    _, c, gates = ref.lstm_step_forward(xproj, h_prev, c_prev, W_h, act)
+    dh_above, dh_rec, dc_next = f32(R, H), f32(R, H), f32(R, H)
+    mask = ref.dropout_mask(rng, R, H, 0.5, np.float32)
+    dpre = np.full((R, 4 * H), np.nan, np.float32)
+    dc_prev = np.full((R, H), np.nan, np.float32)
+    kernel("lstm").launch("lstm_step_backward", (R * H + 63) // 64, 64,
+                          [dh_above, dh_rec, dc_next, gates, c, c_prev, mask, dpre, dc_prev, R, H,
+                           int(act == "tanh"), use_mask])
+    dh = (dh_above * mask if use_mask else dh_above) + dh_rec
+    want_dpre, _, want_dc_prev = ref.lstm_step_backward(dh, dc_next, gates, c, c_prev, W_h, act)
+    np.testing.assert_allclose(dpre, want_dpre, atol=1e-6, rtol=1e-5)
+    np.testing.assert_allclose(dc_prev, want_dc_prev, atol=1e-6, rtol=1e-5)
+
+
+def test_output_loss_backward_matches_twin():
+    rng = np.random.default_rng(4)
+    M = 300
+    P = rng.random((M, 2)).astype(np.float32)
+    P[:5] = [[0, 1], [1, 0], [1, 1], [0, 0], [0.5, 0.5]]  # the eps-guarded extremes
+    y = (rng.random((M, 2)) < 0.5).astype(np.float32)
+    y[:, 1] *= y[:, 0]
+    d = np.full((M, 2), np.nan, np.float32)
+    kernel("output_loss").launch("output_loss_backward", (M + 127) // 128, 128, [P, y, d, M])
+    np.testing.assert_allclose(d, ref.output_loss_backward(P, y), atol=1e-6, rtol=1e-5)
+
+
+def flat_segments(model):
+    """Flat parameter buffer order and segment offsets, as the cuda backend lays them out."""
+    offsets, pos = [0], 0
+    for name, p in model.params.items():
+        n_seg = clip_segment_count(name)
+        for _ in range(n_seg):
+            pos += p.size // n_seg
+            offsets.append(pos)
+    return np.array(offsets, np.int32)
+
+
+def test_segment_norms_and_adadelta_match_twins():
+    model = Model((5, 4), (3, 2), backend="numpy", seed=0)
+    rng = np.random.default_rng(5)
+    names = list(model.params)
+    # gradients: some segments above the clip norm, one all zero, the rest small
+    grads = {n: (rng.standard_normal(p.shape) * rng.choice([0.01, 1.0, 10.0])).astype(np.float32)
+             for n, p in model.params.items()}
+    grads["time.1.b"][:4] = 0  # gate i of time.1.b: a zero segment
+    offsets = flat_segments(model)
+    g = np.concatenate([grads[n].ravel() for n in names])
+    sq = np.full(len(offsets) - 1, np.nan, np.float64)
+    mod = kernel("adadelta")
+    mod.launch("segment_sq_norms", len(sq), 256, [g, offsets, sq])
+    want_sq = np.array([np.sum(g[a:b].astype(np.float64) ** 2) for a, b in zip(offsets[:-1], offsets[1:])])
+    np.testing.assert_allclose(sq, want_sq, rtol=1e-12)
+    assert (sq == 0).sum() == 1 and (np.sqrt(sq) > 5).any() and (np.sqrt(sq) < 5).any()
+    w = np.concatenate([model.params[n].ravel() for n in names])
+    Eg = np.zeros_like(w)
+    Ex = np.zeros_like(w)
+    for _ in range(2):  # two steps: the accumulators matter in the second
+        mod.launch("adadelta_update", (w.size + 255) // 256, 256,
+                   [w, g, Eg, Ex, offsets, sq, len(sq), w.size, 0.95, 1e-6, 5.0])
+        for n in names:
+            ref.adadelta_update(model.params[n], grads[n], model._opt[f"Eg/{n}"], model._opt[f"Ex/{n}"],
+                                clip_segment_count(n))
+    # w + d rounds to float32 at |w| < 1 (an ulp is at most 6e-8); the updates are ~4.5e-3 per
+    # step, so atol 1e-7 still catches an update wrong by 1e-4 of itself.
+    np.testing.assert_allclose(w, np.concatenate([model.params[n].ravel() for n in names]), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(Ex, np.concatenate([model._opt[f"Ex/{n}"].ravel() for n in names]), rtol=1e-5, atol=1e-12)
