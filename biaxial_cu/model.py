@@ -234,28 +234,34 @@ class Model:
         return self._forward(batch, None)[0]
 
     def _masks_for(self, batch, masks):
-        if masks is None and self.dropout > 0:
-            return self.dropout_masks(*batch.shape[:2])
-        return masks
+        if masks is not None or self.dropout == 0:
+            return masks
+        B, T = batch.shape[:2]
+        if self._impl is not None:  # drawn on the device, from a seed that model.rng gives
+            return self._impl.dropout_masks(B, T, self.dropout, int(self.rng.integers(2**63)))
+        return self.dropout_masks(B, T)
 
     def gradients(self, batch, masks=None):
         """(loss, {name: gradient}) with dropout when dropout > 0 (or the given masks)."""
         batch = _check_batch(batch)
         masks = self._masks_for(batch, masks)
-        if self._impl is not None:
-            return self._impl.gradients(batch, masks)
+        if self._impl is not None:  # gradient arrays are the backend's, reused by the next call
+            loss, grads = self._impl.gradients(batch, masks)
+            return float(loss), grads
         loss, saved = self._forward(batch, masks)
         return loss, self._backward(saved, masks)
 
     def train_step(self, batch, masks=None):
         """One Adadelta step (MODEL_SPEC 5); returns the loss of the forward pass it used."""
+        if self._impl is not None:  # everything stays on the device; one sync for the loss
+            loss, _ = self._impl.gradients(batch, self._masks_for(_check_batch(batch), masks))
+            self._impl.adadelta()
+            self.step += 1
+            return float(loss)
         loss, grads = self.gradients(batch, masks)
-        if self._impl is not None:
-            self._impl.adadelta(grads)
-        else:
-            for name, w in self.params.items():
-                ref.adadelta_update(w, grads[name], self._opt[f"Eg/{name}"], self._opt[f"Ex/{name}"],
-                                    clip_segment_count(name))
+        for name, w in self.params.items():
+            ref.adadelta_update(w, grads[name], self._opt[f"Eg/{name}"], self._opt[f"Ex/{name}"],
+                                clip_segment_count(name))
         self.step += 1
         return loss
 

@@ -9,9 +9,10 @@ Kernels compile once per process (cupy.RawModule, which also keeps its own disk 
 binaries). The `#include "common.cuh"` line is replaced by the header's text before compiling,
 so CuPy's cache key covers the header too.
 
-Status: the forward pass (loss) runs on the device. Gradients and training on the device come
-with the backward kernels (CUDA kernels II); until then `TRAINS` is False, so backend="auto"
-keeps choosing numpy for training and Model(backend="cuda").gradients raises a clear error.
+Training: gradients come from the backward kernels (BPTT step by step, weight gradients as
+one GEMM per tensor over all steps); parameters, gradients and Adadelta's accumulators each
+live in one flat buffer so the optimiser is two launches for everything. Dropout masks are
+drawn on the device from a seed that Model.rng gives, so a resumed run continues exactly.
 """
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 from ..nvrtc import BASE_OPTIONS
 
 KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
-TRAINS = False
+TRAINS = True
 N_NOTES = 78
 N_FEATURES = 80
 TILE = 16  # lstm.cu: TR = TJ = 16
@@ -71,14 +72,38 @@ def _blocks(n, size):
 class CudaBackend:
     """Parameters and optimiser state on the device; loss on the device."""
 
-    def __init__(self, params, opt, config):
-        import cupy
-
-        self.cp = cupy
+    def __init__(self, params, opt, config, xp=None, kernel_fn=None):
+        """xp / kernel_fn: the array module and kernel lookup; CuPy and compiled kernels unless
+        a test runs this same orchestration on NumPy arrays with the CPU harness's kernels."""
+        if xp is None:
+            import cupy as xp
+        self.cp = xp
+        self.kernel = kernel_fn or kernel
+        cupy = xp
         self.config = config
         self.act = ACTS[config["cell_activation"]]
-        self.params = {k: cupy.asarray(v, dtype=cupy.float32) for k, v in params.items()}
-        self.opt = {k: cupy.asarray(v, dtype=cupy.float32) for k, v in opt.items()}
+        self.names = list(params)
+        shapes = {k: tuple(v.shape) for k, v in params.items()}
+        # One flat buffer each for parameters, gradients, Eg and Ex; the dicts hold views.
+        self.flat = {kind: cupy.zeros(sum(int(np.prod(s)) for s in shapes.values()), cupy.float32)
+                     for kind in ("param", "grad", "Eg", "Ex")}
+        views = {kind: self._views(buf, shapes) for kind, buf in self.flat.items()}
+        self.params, self.grads = views["param"], views["grad"]
+        self.opt = {f"{kind}/{k}": v for kind in ("Eg", "Ex") for k, v in views[kind].items()}
+        for k in self.names:
+            self.params[k][...] = cupy.asarray(params[k], dtype=cupy.float32)
+        for k, v in opt.items():
+            self.opt[k][...] = cupy.asarray(v, dtype=cupy.float32)
+        self.segment_offsets = cupy.asarray(segment_offsets(shapes), dtype=cupy.int32)  # (n_seg+1,)
+
+    @staticmethod
+    def _views(buf, shapes):
+        views, pos = {}, 0
+        for k, shape in shapes.items():
+            n = int(np.prod(shape))
+            views[k] = buf[pos:pos + n].reshape(shape)
+            pos += n
+        return views
 
     # ------------------------------------------------------------------ forward pieces
 
@@ -86,7 +111,7 @@ class CudaBackend:
         """S (B, T, 78, 2) uint8 on the device -> (T-1, B*78, 80)."""
         B, T = S.shape[:2]
         X = self.cp.empty((T - 1, B * N_NOTES, N_FEATURES), self.cp.float32)
-        kernel("features", "note_inputs")((_blocks(X.shape[0] * X.shape[1], 128),), (128,),
+        self.kernel("features", "note_inputs")((_blocks(X.shape[0] * X.shape[1], 128),), (128,),
                                            (S, X, np.int32(B), np.int32(T)))
         return X
 
@@ -102,7 +127,7 @@ class CudaBackend:
         gates = cp.empty((L, R, 4 * H), cp.float32)
         h_out = cp.empty((L, R, H), cp.float32) if mask is not None else h
         zeros = cp.zeros((R, H), cp.float32)
-        step = kernel("lstm", "lstm_step_forward")
+        step = self.kernel("lstm", "lstm_step_forward")
         grid, block = (_blocks(H, TILE), _blocks(R, TILE)), (TILE, TILE)
         for t in range(L):
             h_prev, c_prev = (h[t - 1], c[t - 1]) if t else (zeros, zeros)
@@ -117,10 +142,10 @@ class CudaBackend:
         L, R, Ht = time_out.shape
         B = R // N_NOTES
         out = self.cp.empty((N_NOTES, B * L, Ht + 2), self.cp.float32)
-        kernel("layout", "pitch_inputs")((_blocks(out.size, 256),), (256,),
+        self.kernel("layout", "pitch_inputs")((_blocks(out.size, 256),), (256,),
                                           (time_out, S, out, np.int32(B), np.int32(L), np.int32(Ht)))
         y = self.cp.empty((N_NOTES, B * L, 2), self.cp.float32)
-        kernel("layout", "pitch_targets")((_blocks(y.size, 256),), (256,),
+        self.kernel("layout", "pitch_targets")((_blocks(y.size, 256),), (256,),
                                            (S, y, np.int32(B), np.int32(L)))
         return out, y
 
@@ -129,7 +154,7 @@ class CudaBackend:
         M, Hp = h.shape[0] * h.shape[1], h.shape[2]
         P = self.cp.empty(h.shape[:2] + (2,), self.cp.float32)
         partial = self.cp.empty(_blocks(M, LOSS_THREADS), self.cp.float64)
-        kernel("output_loss", "output_loss_forward")(
+        self.kernel("output_loss", "output_loss_forward")(
             (partial.size,), (LOSS_THREADS,),
             (self.cp.ascontiguousarray(h), self.params["out.W"], self.params["out.b"], y, P, partial,
              np.int32(M), np.int32(Hp)))
@@ -151,14 +176,114 @@ class CudaBackend:
         P, loss = self.output_loss_forward(x, y)
         return loss, (caches, x, P, y)
 
+    # ------------------------------------------------------------------ backward pieces
+
+    def lstm_layer_backward(self, dh_above, cache, W, mask, gW, gb):
+        """dh_above (L, R, H): gradient reaching the layer's output (before its mask).
+
+        Writes dW into gW (4H, I+H) and db into gb (4H,); returns dx (L, R, I).
+        """
+        cp = self.cp
+        x, h, c, gates = cache
+        L, R, I = x.shape
+        H = W.shape[0] // 4
+        W_h = cp.ascontiguousarray(W[:, I:])  # (4H, H)
+        dpre = cp.empty((L, R, 4 * H), cp.float32)
+        zeros = cp.zeros((R, H), cp.float32)
+        dh_rec, dc, dc_prev = cp.zeros((R, H), cp.float32), cp.zeros((R, H), cp.float32), cp.empty((R, H), cp.float32)
+        step = self.kernel("lstm", "lstm_step_backward")
+        dh_above = cp.ascontiguousarray(dh_above)
+        for t in range(L - 1, -1, -1):
+            step((_blocks(R * H, 256),), (256,),
+                 (dh_above[t], dh_rec, dc, gates[t], c[t], c[t - 1] if t else zeros,
+                  mask if mask is not None else zeros, dpre[t], dc_prev, np.int32(R), np.int32(H),
+                  np.int32(self.act), np.int32(mask is not None)))
+            if t:
+                dh_rec = dpre[t] @ W_h  # (R, H), cuBLAS
+            dc, dc_prev = dc_prev, dc
+        dflat = dpre.reshape(L * R, 4 * H)
+        h_prev = cp.concatenate([zeros[None], h[:-1]], axis=0).reshape(L * R, H)
+        gW[:, :I] = dflat.T @ x.reshape(L * R, I)
+        gW[:, I:] = dflat.T @ h_prev
+        gb[...] = dflat.sum(axis=0)
+        return (dflat @ W[:, :I]).reshape(L, R, I)
+
+    def output_loss_backward(self, P, y):
+        M = P.shape[0] * P.shape[1]
+        d = self.cp.empty_like(P)
+        self.kernel("output_loss", "output_loss_backward")((_blocks(M, 256),), (256,), (P, y, d, np.int32(M)))
+        return d
+
+    def pitch_to_time(self, d, B, Ht):
+        """(78, B*L, Hw) -> its first Ht columns in the time layout (L, B*78, Ht)."""
+        N, R, Hw = d.shape
+        L = R // B
+        out = self.cp.empty((L, B * N_NOTES, Ht), self.cp.float32)
+        self.kernel("layout", "pitch_to_time")((_blocks(out.size, 256),), (256,),
+                                           (self.cp.ascontiguousarray(d), out, np.int32(B), np.int32(L),
+                                            np.int32(Ht), np.int32(Hw)))
+        return out
+
     # ------------------------------------------------------------------ Model's interface
 
     def loss(self, batch):
         return float(self.forward(batch)[0])
 
-    def gradients(self, batch, masks):
-        raise NotImplementedError("gradients on the cuda backend need the backward kernels "
-                                  "(CUDA kernels II), not written yet; train with backend='numpy'")
+    def dropout_masks(self, B, T, p, seed):
+        """Masks drawn on the device from a seed (taken from Model.rng, so runs resume exactly)."""
+        cp = self.cp
+        rng = cp.random.default_rng(seed)
+        shapes = {f"time.{k}": (B * N_NOTES, H) for k, H in enumerate(self.config["t_layer_sizes"])}
+        shapes.update({f"pitch.{k}": (B * (T - 1), H) for k, H in enumerate(self.config["p_layer_sizes"])})
+        return {k: (rng.random(s, dtype=cp.float32) >= p).astype(cp.float32) / cp.float32(1 - p)
+                for k, s in shapes.items()}
 
-    def adadelta(self, grads):
-        raise NotImplementedError("the fused Adadelta kernel (CUDA kernels II) is not written yet")
+    def gradients(self, batch, masks):
+        """(device loss scalar, {name: gradient view}); masks may be numpy or cupy arrays."""
+        cp = self.cp
+        if masks:
+            masks = {k: cp.ascontiguousarray(cp.asarray(v, dtype=cp.float32)) for k, v in masks.items()}
+        loss, (caches, x, P, y) = self.forward(batch, masks)
+        B = batch.shape[0]
+        g, p = self.grads, self.params
+        dlogits = self.output_loss_backward(P, y).reshape(-1, 2)  # (78*R, 2)
+        Hp = x.shape[-1]
+        g["out.W"][...] = dlogits.T @ x.reshape(-1, Hp)
+        g["out.b"][...] = dlogits.sum(axis=0)
+        dx = (dlogits @ p["out.W"]).reshape(x.shape)  # (78, R, Hp)
+        for k in reversed(range(len(self.config["p_layer_sizes"]))):
+            name = f"pitch.{k}"
+            dx = self.lstm_layer_backward(dx, caches[name], p[f"{name}.W"], masks.get(name) if masks else None,
+                                          g[f"{name}.W"], g[f"{name}.b"])
+        dx = self.pitch_to_time(dx, B, self.config["t_layer_sizes"][-1])
+        for k in reversed(range(len(self.config["t_layer_sizes"]))):
+            name = f"time.{k}"
+            dx = self.lstm_layer_backward(dx, caches[name], p[f"{name}.W"], masks.get(name) if masks else None,
+                                          g[f"{name}.W"], g[f"{name}.b"])
+        return loss, g
+
+    def adadelta(self, rho=0.95, eps=1e-6, max_norm=5.0):
+        """Clip per segment and update every parameter from self.grads: two launches."""
+        cp = self.cp
+        n_seg = self.segment_offsets.size - 1
+        sq = cp.empty(n_seg, cp.float64)
+        self.kernel("adadelta", "segment_sq_norms")((n_seg,), (256,), (self.flat["grad"], self.segment_offsets, sq))
+        n = self.flat["param"].size
+        self.kernel("adadelta", "adadelta_update")(
+            (_blocks(n, 256),), (256,),
+            (self.flat["param"], self.flat["grad"], self.flat["Eg"], self.flat["Ex"], self.segment_offsets, sq,
+             np.int32(n_seg), np.int32(n), np.float32(rho), np.float32(eps), np.float32(max_norm)))
+
+
+def segment_offsets(shapes):
+    """Offsets into the flat buffer of every clipping segment (MODEL_SPEC 5: per gate block)."""
+    from ..model import clip_segment_count
+
+    offsets, pos = [0], 0
+    for name, shape in shapes.items():
+        n_seg = clip_segment_count(name)
+        size = int(np.prod(shape))
+        for _ in range(n_seg):
+            pos += size // n_seg
+            offsets.append(pos)
+    return offsets
