@@ -7,18 +7,8 @@
 // than a second pass, and the whole kernel is a few microseconds against a training batch.
 #include "common.cuh"
 
-// S (B, T, 78, 2) uint8 -> X (T-1, B*78, 80) float: features of steps 0..T-2 of each piece,
-// step index counted from 0 at the start of the segment.
-extern "C" __global__ void note_inputs(const unsigned char* __restrict__ S, float* __restrict__ X,
-                                       int B, int T) {
-  int idx = blockIdx.x * blockDim.x + threadIdx.x;  // over (t, b, n)
-  int L = T - 1;
-  if (idx >= L * B * N_NOTES) return;
-  int n = idx % N_NOTES;
-  int b = (idx / N_NOTES) % B;
-  int t = idx / (N_NOTES * B);
-  const unsigned char* state = S + ((size_t)b * T + t) * N_NOTES * 2;  // (78, 2)
-  float* x = X + (size_t)idx * N_FEATURES;                            // (80,)
+// The 80 features of note n of one state (78, 2) at step index t (MODEL_SPEC section 2).
+__device__ void note_features(const unsigned char* state, int n, int t, float* x) {
   int pc = n % 12;
   x[0] = (float)n;
   for (int k = 0; k < 12; ++k) x[1 + k] = k == pc ? 1.0f : 0.0f;
@@ -34,4 +24,25 @@ extern "C" __global__ void note_inputs(const unsigned char* __restrict__ S, floa
   for (int k = 0; k < 12; ++k) x[63 + k] = counts[(pc + k) % 12];
   for (int k = 0; k < 4; ++k) x[75 + k] = ((t >> k) & 1) ? 1.0f : -1.0f;
   x[79] = 0.0f;
+}
+
+// S (B, T, 78, 2) uint8 -> X (T-1, B*78, 80) float: features of steps 0..T-2 of each piece,
+// step index counted from 0 at the start of the segment.
+extern "C" __global__ void note_inputs(const unsigned char* __restrict__ S, float* __restrict__ X,
+                                       int B, int T) {
+  int idx = blockIdx.x * blockDim.x + threadIdx.x;  // over (t, b, n)
+  if (idx >= (T - 1) * B * N_NOTES) return;
+  int n = idx % N_NOTES;
+  int b = (idx / N_NOTES) % B;
+  int t = idx / (N_NOTES * B);
+  note_features(S + ((size_t)b * T + t) * N_NOTES * 2, n, t, X + (size_t)idx * N_FEATURES);
+}
+
+// states (K, 78, 2) uint8, all at step index t -> X (K*78, 80): generation's features.
+extern "C" __global__ void note_inputs_at(const unsigned char* __restrict__ states, float* __restrict__ X,
+                                          int K, int t) {
+  int idx = blockIdx.x * blockDim.x + threadIdx.x;  // over (k, n)
+  if (idx >= K * N_NOTES) return;
+  note_features(states + (size_t)(idx / N_NOTES) * N_NOTES * 2, idx % N_NOTES, t,
+                X + (size_t)idx * N_FEATURES);
 }
