@@ -265,6 +265,14 @@ class Model:
         self.step += 1
         return loss
 
+    def _compose_device(self, seeds, steps, *, conservativity, adaptive, uniforms):
+        """generate.compose's device path (cuda backend); arguments already checked there."""
+        from .backends.cuda import DeviceGenerator
+        from .generate import host_weights
+
+        return DeviceGenerator(self._impl, host_weights(self)).compose(
+            seeds, steps, conservativity, adaptive, uniforms)
+
     # ------------------------------------------------------------------ checkpoints
 
     def save(self, path):

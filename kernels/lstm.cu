@@ -8,7 +8,8 @@
 // dot products of that unit (rows j, H+j, 2H+j, 3H+j of W_h), so the cell update follows in
 // registers with no second pass over pre: i, f, o = sigmoid, g = act; c = f c_prev + i g;
 // h = o tanh(c). It writes h and c (the recurrence), the activated gates (for backward) and
-// h_out = h * mask[r, j] (inverted dropout on the way up; mask NULL: h_out = h).
+// h_out = h * mask[r, j] (inverted dropout on the way up; written only when use_mask, the
+// next layer reads h itself otherwise).
 // Why not a persistent kernel with W_h resident on chip: in the time stack each step is a
 // 780 x 300 x 1200 GEMM (0.56 GFLOP), so launch latency (a few us) is small against the step,
 // and a grid-wide barrier between steps would tie us to cooperative launch, which the CPU
@@ -22,8 +23,8 @@
 #define TJ 16
 #define TK 16
 
-// xproj_t (R, 4H), h_prev (R, H), c_prev (R, H), W_h (4H, H), mask (R, H) or NULL
-// -> h (R, H), c (R, H), gates (R, 4H) [i, f, g, o activated], h_out (R, H).
+// xproj_t (R, 4H), h_prev (R, H), c_prev (R, H), W_h (4H, H), mask (R, H) (read when use_mask)
+// -> h (R, H), c (R, H), gates (R, 4H) [i, f, g, o activated], h_out (R, H) (when use_mask).
 // Block (TJ, TR) threads; grid (ceil(H/TJ), ceil(R/TR)).
 extern "C" __global__ void lstm_step_forward(const float* __restrict__ xproj_t,
                                              const float* __restrict__ h_prev,
@@ -69,7 +70,7 @@ extern "C" __global__ void lstm_step_forward(const float* __restrict__ xproj_t,
   gt[H + j] = f_g;
   gt[2 * H + j] = g_g;
   gt[3 * H + j] = o_g;
-  h_out[rj] = use_mask ? h_new * mask[rj] : h_new;
+  if (use_mask) h_out[rj] = h_new * mask[rj];
 }
 
 // Backward of one step, elementwise over (r, j); twin: reference.lstm_step_backward (whose

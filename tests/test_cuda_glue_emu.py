@@ -70,3 +70,24 @@ def test_device_masks_are_seeded_and_shaped():
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
         assert set(np.unique(a[k])) <= {0.0, 2.0}
+
+
+def test_device_generator_matches_cpu_compose():
+    """The device generation loop (DeviceGenerator) on the harness: same piece as compose."""
+    from biaxial_cu.backends.cuda import DeviceGenerator
+    from biaxial_cu.generate import compose, host_weights
+
+    model = Model((6, 5), (4, 3), cell_activation="tanh", backend="numpy", seed=4)
+    for p in model.params.values():
+        p *= 3  # lively enough that notes play and stop: about 58% of choices play
+    model.params["out.b"][0] = -1.0
+    dev = emulated_backend(model)
+    rng = np.random.default_rng(1)
+    seeds = (rng.random((2, 78, 2)) < 0.2).astype(np.uint8)
+    seeds[..., 1] *= seeds[..., 0]
+    uniforms = rng.random((2, 3, 78, 2))
+    got = DeviceGenerator(dev, host_weights(model)).compose(seeds, 3, 1.0, True, uniforms)
+    want = compose(model, seeds, 3, uniforms=uniforms)
+    assert got.shape == want.shape == (2, 4, 78, 2) and got.dtype == np.uint8
+    np.testing.assert_array_equal(got, want)
+    assert 0 < want[:, 1:, :, 0].sum() < want[:, 1:, :, 0].size

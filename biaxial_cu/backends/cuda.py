@@ -55,13 +55,19 @@ def kernel_source(name):
     return (KERNELS_DIR / f"{name}.cu").read_text().replace('#include "common.cuh"', common)
 
 
+# Per-module extra NVRTC options: sample.cu must not fuse multiply-adds, so its dot products
+# round as the CPU generator's do (exact compositions for the same uniforms).
+MODULE_OPTIONS = {"sample": ("--fmad=false",)}
+
+
 def kernel(module, name):
     """A compiled kernel function; the module compiles on first use."""
     import cupy
 
     if module not in _modules:
         options = tuple(o for o in BASE_OPTIONS if o not in ("-ftz=true", "--device-as-default-execution-space"))
-        _modules[module] = cupy.RawModule(code=kernel_source(module), options=options)
+        _modules[module] = cupy.RawModule(code=kernel_source(module),
+                                          options=options + MODULE_OPTIONS.get(module, ()))
     return _modules[module].get_function(name)
 
 
@@ -125,16 +131,15 @@ class CudaBackend:
         h = cp.empty((L, R, H), cp.float32)
         c = cp.empty((L, R, H), cp.float32)
         gates = cp.empty((L, R, 4 * H), cp.float32)
-        h_out = cp.empty((L, R, H), cp.float32) if mask is not None else h
+        h_out = cp.empty((L, R, H), cp.float32) if mask is not None else h  # h itself undropped
         zeros = cp.zeros((R, H), cp.float32)
         step = self.kernel("lstm", "lstm_step_forward")
         grid, block = (_blocks(H, TILE), _blocks(R, TILE)), (TILE, TILE)
         for t in range(L):
             h_prev, c_prev = (h[t - 1], c[t - 1]) if t else (zeros, zeros)
-            out = h_out[t] if mask is not None else h[t]
             step(grid, block, (xproj[t], h_prev, c_prev, W_h, mask if mask is not None else zeros,
-                               h[t], c[t], gates[t], out, np.int32(R), np.int32(H),
-                               np.int32(self.act), np.int32(mask is not None)))
+                               h[t], c[t], gates[t], h_out[t] if mask is not None else zeros,
+                               np.int32(R), np.int32(H), np.int32(self.act), np.int32(mask is not None)))
         return h_out, (x, h, c, gates)
 
     def pitch_inputs(self, time_out, S):
@@ -287,3 +292,61 @@ def segment_offsets(shapes):
             pos += size // n_seg
             offsets.append(pos)
     return offsets
+
+
+class DeviceGenerator:
+    """compose on the device (MODEL_SPEC 7): per step a few launches and one pitch_sweep.
+
+    The weights are laid out exactly as generate.HostWeights (the CPU generator's), uploaded once.
+    """
+
+    def __init__(self, backend, weights):
+        cp = self.cp = backend.cp
+        self.backend = backend
+        self.w = weights
+        up = lambda a: cp.asarray(np.ascontiguousarray(a))  # noqa: E731
+        self.time_layers = [(up(W_x), up(W_h), up(b)) for W_x, W_h, b in weights.time_layers]
+        self.pitch0_time_wT, self.pitch0_b = up(weights.pitch0_time_wT), up(weights.pitch0_b)
+        self.sweep_args = [up(weights.pitch0_prev_wT), up(weights.pitch_sizes), up(weights.pitch_wxT),
+                           up(weights.pitch_wx_at), up(weights.pitch_whT), up(weights.pitch_wh_at),
+                           up(weights.pitch_b), up(weights.pitch_b_at), up(weights.out_wT), up(weights.out_b)]
+        sizes = [int(s) for s in weights.pitch_sizes]
+        if len(sizes) > 4 or max(sizes) > 256:
+            raise ValueError("device generation supports at most 4 pitch layers of at most 256 units")
+        self.n_pitch_layers = len(sizes)
+        self.sweep_threads = 32 * -(-4 * max(sizes) // 32)
+
+    def compose(self, seeds, steps, conservativity, adaptive, uniforms):
+        """seeds (K, 78, 2) uint8, uniforms (K, steps, 78, 2) float64 -> (K, steps+1, 78, 2) uint8."""
+        cp, kern = self.cp, self.backend.kernel
+        K = seeds.shape[0]
+        R = K * N_NOTES
+        states = cp.zeros((steps + 1, K, N_NOTES, 2), cp.uint8)  # step-major: each step contiguous
+        states[0] = cp.asarray(seeds)
+        U = cp.asarray(np.ascontiguousarray(np.moveaxis(uniforms, 1, 0)))  # (steps, K, 78, 2)
+        cons = cp.full(K, conservativity, cp.float64)
+        h = [cp.zeros((R, W_h.shape[1]), cp.float32) for _, W_h, _ in self.time_layers]
+        c = [cp.zeros_like(x) for x in h]
+        X = cp.empty((R, N_FEATURES), cp.float32)
+        probs = cp.empty((K, N_NOTES, 2), cp.float32)
+        act = np.int32(self.w.tanh_cell)
+        step = kern("lstm", "lstm_step_forward")
+        for t in range(steps):
+            kern("features", "note_inputs_at")((_blocks(R, 128),), (128,), (states[t], X, np.int32(K), np.int32(t)))
+            x = X
+            for layer, (W_x, W_h, b) in enumerate(self.time_layers):
+                H = W_h.shape[1]
+                xproj = x @ W_x.T + b  # (R, 4H)
+                h_new, c_new = cp.empty_like(h[layer]), cp.empty_like(c[layer])
+                gates = cp.empty((R, 4 * H), cp.float32)
+                step((_blocks(H, TILE), _blocks(R, TILE)), (TILE, TILE),  # no mask: the last two
+                     (xproj, h[layer], c[layer], W_h, h[layer], h_new, c_new, gates, gates,  # go unread
+                      np.int32(R), np.int32(H), act, np.int32(0)))
+                h[layer], c[layer] = h_new, c_new
+                x = h_new
+            pitch0_in = x @ self.pitch0_time_wT + self.pitch0_b  # (R, 4H0)
+            kern("sample", "pitch_sweep")(
+                (K,), (self.sweep_threads,),
+                (pitch0_in, *self.sweep_args, U[t], cons, states[t + 1], probs,
+                 np.int32(self.n_pitch_layers), act, np.int32(adaptive)))
+        return cp.asnumpy(cp.moveaxis(states, 0, 1)) if hasattr(cp, "asnumpy") else np.moveaxis(states, 0, 1).copy()

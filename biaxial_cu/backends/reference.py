@@ -22,7 +22,8 @@ N_NOTES = 78
 
 
 def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    with np.errstate(over="ignore"):  # exp(-x) = inf for x << 0 gives the right 0
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 def cell_act(x, act):
