@@ -6,16 +6,10 @@ import pytest
 
 @functools.lru_cache(maxsize=1)
 def gpu_unavailable_reason():
-    """None when CuPy can run kernels on a GPU here, else why not."""
-    try:
-        import cupy
-    except ImportError as e:
-        return f"CuPy is not installed ({e}); pip install -e '.[cuda13]'"
-    try:
-        n = cupy.cuda.runtime.getDeviceCount()
-    except Exception as e:  # no driver, no device
-        return f"no usable CUDA device ({type(e).__name__}: {e})"
-    return None if n > 0 else "no CUDA device found"
+    """None when the cuda backend can run here, else why not."""
+    from biaxial_cu.backends.cuda import cuda_unavailable_reason
+
+    return cuda_unavailable_reason()
 
 
 def pytest_collection_modifyitems(config, items):

@@ -45,13 +45,7 @@ def check_model_gradients(model, batch, masks, rng, count=30):
     for name, p in model.params.items():
         assert grads[name].shape == p.shape
         for idx in sample_indices(rng, p.shape, count):
-            old = p[idx]
-            p[idx] = old + STEP
-            up = loss_with_masks()
-            p[idx] = old - STEP
-            down = loss_with_masks()
-            p[idx] = old
-            numeric = (up - down) / (2 * STEP)
+            numeric = central_difference(loss_with_masks, p, idx)
             assert rel_err(grads[name][idx], numeric) < TOL, (name, idx, grads[name][idx], numeric)
 
 
@@ -84,16 +78,21 @@ def test_single_layer_stacks_all_entries():
     check_model_gradients(model, random_batch(rng, B=1, T=3), None, rng, count=10**6)
 
 
+def central_difference(f, x, idx):
+    """d f / d x[idx] by central differences, x restored afterwards."""
+    old = x[idx]
+    x[idx] = old + STEP
+    up = f()
+    x[idx] = old - STEP
+    down = f()
+    x[idx] = old
+    return (up - down) / (2 * STEP)
+
+
 def numeric_grad(f, x):
     g = np.zeros_like(x)
     for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + STEP
-        up = f()
-        x[idx] = old - STEP
-        down = f()
-        x[idx] = old
-        g[idx] = (up - down) / (2 * STEP)
+        g[idx] = central_difference(f, x, idx)
     return g
 
 
