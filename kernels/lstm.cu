@@ -25,14 +25,16 @@
 
 // xproj_t (R, 4H), h_prev (R, H), c_prev (R, H), W_h (4H, H), mask (R, H) (read when use_mask)
 // -> h (R, H), c (R, H), gates (R, 4H) [i, f, g, o activated], h_out (R, H) (when use_mask).
+// gates may be xproj_t itself (in place: thread (r, j) alone reads and writes the entries j,
+// H+j, 2H+j, 3H+j of row r), which saves the (L, R, 4H) projection buffer.
 // Block (TJ, TR) threads; grid (ceil(H/TJ), ceil(R/TR)).
-extern "C" __global__ void lstm_step_forward(const float* __restrict__ xproj_t,
+extern "C" __global__ void lstm_step_forward(const float* xproj_t,
                                              const float* __restrict__ h_prev,
                                              const float* __restrict__ c_prev,
                                              const float* __restrict__ W_h,
                                              const float* __restrict__ mask,
                                              float* __restrict__ h, float* __restrict__ c,
-                                             float* __restrict__ gates, float* __restrict__ h_out,
+                                             float* gates, float* __restrict__ h_out,
                                              int R, int H, int act, int use_mask) {
   __shared__ float h_tile[TR][TK + 1];
   __shared__ float w_tile[4][TJ][TK + 1];
@@ -78,15 +80,16 @@ extern "C" __global__ void lstm_step_forward(const float* __restrict__ xproj_t,
 // dh_above (R, H): gradient reaching this step's output from above (before the dropout
 // mask: the kernel multiplies by mask[r, j] when use_mask); dh_rec (R, H): from the next step
 // (dpre_{t+1} W_h); dc_next (R, H): from the next step's cell.
-// -> dpre (R, 4H) for gates i, f, g, o; dc_prev (R, H).
+// -> dpre (R, 4H) for gates i, f, g, o; dc_prev (R, H). dpre may be gates itself (in place,
+// as in the forward kernel), so the backward pass needs no second (L, R, 4H) buffer.
 extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above,
                                               const float* __restrict__ dh_rec,
                                               const float* __restrict__ dc_next,
-                                              const float* __restrict__ gates,
+                                              const float* gates,
                                               const float* __restrict__ c,
                                               const float* __restrict__ c_prev,
                                               const float* __restrict__ mask,
-                                              float* __restrict__ dpre, float* __restrict__ dc_prev,
+                                              float* dpre, float* __restrict__ dc_prev,
                                               int R, int H, int act, int use_mask) {
   int idx = blockIdx.x * blockDim.x + threadIdx.x;  // over (r, j)
   if (idx >= R * H) return;

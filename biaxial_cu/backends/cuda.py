@@ -126,18 +126,18 @@ class CudaBackend:
         cp = self.cp
         L, R, I = x.shape
         H = W.shape[0] // 4
-        xproj = (x.reshape(L * R, I) @ W[:, :I].T + b).reshape(L, R, 4 * H)  # cuBLAS, all steps
+        # cuBLAS, all steps at once; each step turns its slice into the activated gates in place
+        gates = (x.reshape(L * R, I) @ W[:, :I].T + b).reshape(L, R, 4 * H)  # (L, R, 4H)
         W_h = cp.ascontiguousarray(W[:, I:])  # (4H, H)
         h = cp.empty((L, R, H), cp.float32)
         c = cp.empty((L, R, H), cp.float32)
-        gates = cp.empty((L, R, 4 * H), cp.float32)
         h_out = cp.empty((L, R, H), cp.float32) if mask is not None else h  # h itself undropped
         zeros = cp.zeros((R, H), cp.float32)
         step = self.kernel("lstm", "lstm_step_forward")
         grid, block = (_blocks(H, TILE), _blocks(R, TILE)), (TILE, TILE)
         for t in range(L):
             h_prev, c_prev = (h[t - 1], c[t - 1]) if t else (zeros, zeros)
-            step(grid, block, (xproj[t], h_prev, c_prev, W_h, mask if mask is not None else zeros,
+            step(grid, block, (gates[t], h_prev, c_prev, W_h, mask if mask is not None else zeros,
                                h[t], c[t], gates[t], h_out[t] if mask is not None else zeros,
                                np.int32(R), np.int32(H), np.int32(self.act), np.int32(mask is not None)))
         return h_out, (x, h, c, gates)
@@ -189,11 +189,11 @@ class CudaBackend:
         Writes dW into gW (4H, I+H) and db into gb (4H,); returns dx (L, R, I).
         """
         cp = self.cp
-        x, h, c, gates = cache
+        x, h, c, gates = cache  # gates is consumed: it becomes dpre
         L, R, I = x.shape
         H = W.shape[0] // 4
         W_h = cp.ascontiguousarray(W[:, I:])  # (4H, H)
-        dpre = cp.empty((L, R, 4 * H), cp.float32)
+        dpre = gates  # each step's gradient overwrites its gates in place: (L, R, 4H)
         zeros = cp.zeros((R, H), cp.float32)
         dh_rec, dc, dc_prev = cp.zeros((R, H), cp.float32), cp.zeros((R, H), cp.float32), cp.empty((R, H), cp.float32)
         step = self.kernel("lstm", "lstm_step_backward")
@@ -207,9 +207,8 @@ class CudaBackend:
                 dh_rec = dpre[t] @ W_h  # (R, H), cuBLAS
             dc, dc_prev = dc_prev, dc
         dflat = dpre.reshape(L * R, 4 * H)
-        h_prev = cp.concatenate([zeros[None], h[:-1]], axis=0).reshape(L * R, H)
         gW[:, :I] = dflat.T @ x.reshape(L * R, I)
-        gW[:, I:] = dflat.T @ h_prev
+        gW[:, I:] = dflat[R:].T @ h[:-1].reshape((L - 1) * R, H)  # h_prev of step 0 is zero
         gb[...] = dflat.sum(axis=0)
         return (dflat @ W[:, :I]).reshape(L, R, I)
 

@@ -52,6 +52,7 @@ class Param:
     base: str      # "float", "unsigned char", ...
     pointer: bool
     name: str
+    const: bool = False  # a const pointer is not copied back (so aliased arguments work)
 
 
 def parse_kernels(source):
@@ -62,10 +63,11 @@ def parse_kernels(source):
     for m in pattern.finditer(source):
         params = []
         for raw in filter(None, (p.strip() for p in m.group(2).split(","))):
+            const = bool(re.match(r"\s*const\b", raw))
             raw = re.sub(r"\b(const|__restrict__|__restrict|volatile)\b", " ", raw)
             pointer = "*" in raw
             words = raw.replace("*", " ").split()
-            params.append(Param(" ".join(words[:-1]), pointer, words[-1]))
+            params.append(Param(" ".join(words[:-1]), pointer, words[-1], const and pointer))
         kernels[m.group(1)] = params
     return kernels
 
@@ -148,8 +150,8 @@ class Module:
                 if a is not None and a != b:
                     raise EmuError(f"{name}: argument {params[i].name} differs between fiber "
                                    "schedules: a race (missing __syncthreads?)")
-        for arr, out in zip(args, results[0]):
-            if out is not None:
+        for p, arr, out in zip(params, args, results[0]):
+            if out is not None and not p.const:
                 np.copyto(arr, np.frombuffer(out, dtype=arr.dtype).reshape(arr.shape))
 
     def _run(self, header, schedule, packed, params, args):
