@@ -522,4 +522,73 @@ def _check_device_output(pieces, n_pieces, steps):
 
 
 # ----------------------------------------------------------------------------- command line
-# (main() and `python -m biaxial_cu.generate CHECKPOINT ...` go here)
+
+
+def build_parser():
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m biaxial_cu.generate",
+                                 description="Compose with a trained model (MODEL_SPEC section 7).")
+    ap.add_argument("checkpoint")
+    ap.add_argument("--out", default="piece.mid", help="MIDI file (with --count K: piece_0.mid ...)")
+    ap.add_argument("--steps", type=int, default=128 * 10)
+    ap.add_argument("--count", type=int, default=1, help="pieces composed at once")
+    ap.add_argument("--seed", type=int, default=0, help="random seed (seed state and uniforms)")
+    ap.add_argument("--seed-from", metavar="DIR", help="seed from step 0 of a random segment of a "
+                    "piece in DIR (default: the shipped corpus)")
+    ap.add_argument("--silent-seed", action="store_true", help="start from a silent step")
+    ap.add_argument("--conservativity", type=float, default=1.0)
+    ap.add_argument("--no-adaptive", action="store_true", help="keep conservativity fixed")
+    ap.add_argument("--backend", choices=["auto", "cuda", "numpy"], default="auto")
+    ap.add_argument("--no-png", action="store_true", help="no piano-roll PNG")
+    ap.add_argument("--wav", action="store_true", help="also render WAV (fluidsynth + soundfont)")
+    return ap
+
+
+def main(argv=None):
+    import sys
+    from pathlib import Path
+
+    from .data import load_pieces, shipped_corpus_dir
+    from .errors import CheckpointError
+    from .midi import write_state_matrix
+    from .model import Model
+    from .viz import piano_roll_png, render_wav
+
+    a = build_parser().parse_args(argv)
+    try:
+        if a.count < 1 or a.steps < 0:
+            raise ValueError("--count must be >= 1 and --steps >= 0")
+        model = Model.load(a.checkpoint, backend=a.backend)
+        rng = np.random.default_rng(a.seed)
+        if a.silent_seed:
+            seeds = np.zeros((a.count, N_NOTES, 2), np.uint8)
+        else:
+            folder = Path(a.seed_from) if a.seed_from else shipped_corpus_dir()
+            if not folder.is_dir():
+                raise ValueError(f"no such folder: {folder}")
+            pieces = load_pieces(folder, min_steps=1)
+            if not pieces:
+                raise ValueError(f"no usable pieces to seed from in {folder}")
+            seq_len = min(SEGMENT_LEN, *(len(p) for p in pieces.values()))
+            seeds = np.stack([seed_from_pieces(pieces, rng, seq_len=seq_len) for _ in range(a.count)])
+        composed = compose(model, seeds, a.steps, conservativity=a.conservativity,
+                           adaptive=not a.no_adaptive, rng=rng)  # (K, steps+1, 78, 2)
+    except (CheckpointError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    paths = [out] if a.count == 1 else [out.with_name(f"{out.stem}_{k}{out.suffix}") for k in range(a.count)]
+    for piece, path in zip(composed, paths):
+        write_state_matrix(piece, path)
+        if not a.no_png:
+            piano_roll_png(piece, path.with_suffix(".png"), title=path.name)
+        if a.wav:
+            render_wav(path, path.with_suffix(".wav"))
+        print(f"wrote {path} ({a.steps} steps, backend {model.backend})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
