@@ -1,0 +1,147 @@
+"""python -m biaxial_cu.evaluate CHECKPOINT MUSIC_DIR: how good is a model on held-out pieces?
+
+Loss per note-step (MODEL_SPEC 4 summed, divided by 78 x predicted steps) over whole pieces cut
+into consecutive 128-step windows (the last, shorter one too when it has 2 steps or more), no
+dropout, beside two baselines on exactly the same predicted steps:
+- marginal: every note plays with its frequency in the training corpus and, when it plays, is
+  struck with its frequency of being struck (both clipped to [1e-4, 1 - 1e-4]);
+- repeat: the previous step again, with probability 1 - 1e-3 (1e-3 for what it did not do).
+With --generated DIR, the statistics of generated pieces beside the held-out ones (table + PNG).
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .backends.reference import EPS_LOSS
+from .data import load_pieces, shipped_corpus_dir
+from .errors import CheckpointError
+from .stats import corpus_stats
+
+WINDOW = 128
+CLIP = 1e-4
+REPEAT_SURE = 1 - 1e-3
+
+
+def windows(S, length=WINDOW):
+    """Consecutive windows of `length` steps (the last may be shorter, at least 2)."""
+    return [S[s:s + length] for s in range(0, len(S) - 1, length) if len(S[s:s + length]) >= 2]
+
+
+def loss_of_probabilities(P, y):
+    """Summed loss (MODEL_SPEC 4) of probabilities P (..., 2) for targets y (..., 2)."""
+    P0, P1, y0, y1 = P[..., 0], P[..., 1], y[..., 0], y[..., 1]
+    return -float(np.sum(np.log(2 * P0 * y0 - P0 - y0 + 1 + EPS_LOSS)
+                         + y0 * np.log(2 * P1 * y1 - P1 - y1 + 1 + EPS_LOSS)))
+
+
+def marginal_probabilities(pieces):
+    """(78, 2): P(play) per note and P(struck | play) per note over all steps of the pieces."""
+    S = np.concatenate(list(pieces.values())).astype(np.float64)  # (sum T, 78, 2)
+    plays = S[:, :, 0].sum(axis=0)
+    p_play = plays / len(S)
+    p_struck = np.divide(S[:, :, 1].sum(axis=0), plays, out=np.full(78, 0.5), where=plays > 0)
+    return np.clip(np.stack([p_play, p_struck], axis=1), CLIP, 1 - CLIP)
+
+
+def evaluate(model, pieces, marginal):
+    """{"model"|"marginal"|"repeat": loss per note-step, "note_steps": n} over all windows."""
+    totals = {"model": 0.0, "marginal": 0.0, "repeat": 0.0}
+    note_steps = 0
+    for S in pieces.values():
+        for w in windows(S):
+            y = w[1:].astype(np.float64)  # (T-1, 78, 2)
+            totals["model"] += model.loss(w[None])
+            totals["marginal"] += loss_of_probabilities(np.broadcast_to(marginal, y.shape), y)
+            repeat = np.where(w[:-1] > 0, REPEAT_SURE, 1 - REPEAT_SURE)  # (T-1, 78, 2)
+            totals["repeat"] += loss_of_probabilities(repeat, y)
+            note_steps += y.shape[0] * 78
+    return {**{k: v / note_steps for k, v in totals.items()}, "note_steps": note_steps}
+
+
+def stats_table(columns):
+    """A readable table of corpus_stats dicts side by side."""
+    keys = ["pieces", "steps", "notes_per_step", "articulations_per_step", "lowest_pitch",
+            "highest_pitch", "mean_duration", "silent_fraction"]
+    lines = [f"{'':24}" + "".join(f"{name:>14}" for name in columns)]
+    for key in keys:
+        cells = "".join(f"{columns[name][key]:>14.3f}" if isinstance(columns[name][key], float)
+                        else f"{str(columns[name][key]):>14}" for name in columns)
+        lines.append(f"{key:24}{cells}")
+    return "\n".join(lines)
+
+
+def stats_png(columns, path):
+    from .viz import _pyplot
+
+    plt = _pyplot()
+    if plt is None:
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    for name, st in columns.items():
+        axes[0].plot(range(12), st["pitch_class_histogram"], marker="o", label=name)
+        hist = np.array(st["duration_histogram"], float)
+        axes[1].plot(range(1, len(hist) + 1), hist / max(hist.sum(), 1), marker=".", label=name)
+    axes[0].set(title="pitch classes (C = 0)", xlabel="pitch class", ylabel="share of sounding steps")
+    axes[1].set(title="note durations", xlabel="steps", ylabel="share of notes")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def build_parser():
+    ap = argparse.ArgumentParser(prog="python -m biaxial_cu.evaluate", description=__doc__.split("\n\n")[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("music_dir", help="held-out pieces")
+    ap.add_argument("--train-dir", help="corpus for the marginal baseline (default: the shipped corpus)")
+    ap.add_argument("--generated", metavar="DIR", help="generated MIDI files to compare statistics with")
+    ap.add_argument("--json", metavar="OUT.json")
+    ap.add_argument("--png", metavar="OUT.png", help="statistics figure (with --generated)")
+    ap.add_argument("--backend", choices=["auto", "cuda", "numpy"], default="auto")
+    return ap
+
+
+def main(argv=None):
+    from .model import Model
+
+    a = build_parser().parse_args(argv)
+    try:
+        model = Model.load(a.checkpoint, backend=a.backend)
+        held_out = _pieces(a.music_dir)
+        train = _pieces(a.train_dir or shipped_corpus_dir())
+    except (CheckpointError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    result = {"checkpoint": str(a.checkpoint), "pieces": len(held_out),
+              "loss_per_note_step": evaluate(model, held_out, marginal_probabilities(train))}
+    losses = result["loss_per_note_step"]
+    print(f"{len(held_out)} pieces, {losses['note_steps']} note-steps; loss per note-step:")
+    for name in ("model", "marginal", "repeat"):
+        print(f"  {name:10} {losses[name]:.4f}")
+    if a.generated:
+        columns = {"held out": corpus_stats(held_out), "generated": corpus_stats(_pieces(a.generated))}
+        result["statistics"] = columns
+        print(stats_table(columns))
+        if a.png:
+            stats_png(columns, a.png)
+    if a.json:
+        Path(a.json).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+def _pieces(folder):
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"no such folder: {folder}")
+    pieces = load_pieces(folder, min_steps=2)
+    if not pieces:
+        raise ValueError(f"no readable pieces in {folder}")
+    return pieces
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""python -m biaxial_cu.inspect CHECKPOINT PIECE.mid: what the model computes over one piece.
+
+Runs the NumPy reference forward (no dropout) over the piece and writes to --out:
+- activations.npz: `time.k` and `pitch.k` hidden outputs as (T-1, 78, H) (step, note, unit),
+  `probabilities` (T-1, 78, 2) and `target` (T-1, 78, 2);
+- one heatmap PNG per layer (mean over units, or --unit U: notes up, steps across; time layers run
+  along time for every note, pitch layers along the notes of every step);
+- prediction.png: the model's P(play) beside the real piano roll.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import CheckpointError, MidiError
+
+
+def activations(model, S):
+    """{name: array} of one piece S (T, 78, 2) through the numpy forward, no dropout."""
+    loss, (caches, _, P, y, _) = model._forward(np.asarray(S)[None], None)
+    out = {}
+    for name, (_, h, _, _) in caches.items():
+        out[name] = h if name.startswith("time") else h.transpose(1, 0, 2)  # (T-1, 78, H)
+    out["probabilities"] = P.transpose(1, 0, 2)  # (T-1, 78, 2)
+    out["target"] = y.transpose(1, 0, 2)
+    return out, loss
+
+
+def _heatmap(plt, image, title, path, cmap="viridis"):
+    fig, ax = plt.subplots(figsize=(max(4, image.shape[1] / 25), 4), dpi=100)
+    im = ax.imshow(image, origin="lower", aspect="auto", cmap=cmap, interpolation="nearest")
+    ax.set(title=title, xlabel="step", ylabel="note (0 = MIDI 24)")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_pictures(acts, out, unit=None):
+    from .viz import _pyplot
+
+    plt = _pyplot()
+    if plt is None:
+        return []
+    written = []
+    for name, h in acts.items():
+        if not name.startswith(("time.", "pitch.")):
+            continue
+        image = (h.mean(axis=2) if unit is None else h[:, :, min(unit, h.shape[2] - 1)]).T  # (78, T-1)
+        what = "mean over units" if unit is None else f"unit {unit}"
+        path = out / f"{name.replace('.', '_')}.png"
+        _heatmap(plt, image, f"{name} ({what})", path)
+        written.append(path)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), dpi=100, sharey=True)
+    for ax, image, title in ((axes[0], acts["probabilities"][:, :, 0].T, "model: P(play)"),
+                             (axes[1], acts["target"][:, :, 0].T, "the piece: play")):
+        ax.imshow(image, origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=1, interpolation="nearest")
+        ax.set(title=title, xlabel="step")
+    axes[0].set_ylabel("note (0 = MIDI 24)")
+    fig.tight_layout()
+    fig.savefig(out / "prediction.png")
+    plt.close(fig)
+    return written + [out / "prediction.png"]
+
+
+def main(argv=None):
+    from .midi import read_state_matrix
+    from .model import Model
+
+    ap = argparse.ArgumentParser(prog="python -m biaxial_cu.inspect", description=__doc__.split("\n\n")[0])
+    ap.add_argument("checkpoint")
+    ap.add_argument("piece")
+    ap.add_argument("--out", default="inspect")
+    ap.add_argument("--max-steps", type=int, default=512)
+    ap.add_argument("--unit", type=int, help="show one unit instead of the mean")
+    a = ap.parse_args(argv)
+    try:
+        model = Model.load(a.checkpoint, backend="numpy")
+        S = read_state_matrix(a.piece)[:a.max_steps]
+        if len(S) < 2:
+            raise ValueError(f"{a.piece}: {len(S)} step(s); need at least 2")
+    except (CheckpointError, MidiError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    acts, loss = activations(model, S)
+    np.savez(out / "activations.npz", **acts)
+    pictures = write_pictures(acts, out, a.unit)
+    print(f"{a.piece}: {len(S)} steps, loss per note-step {loss / ((len(S) - 1) * 78):.4f}; "
+          f"wrote {out / 'activations.npz'} and {len(pictures)} PNGs in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
