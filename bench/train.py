@@ -1,0 +1,87 @@
+"""Time per training batch (forward + backward + Adadelta): ours (cuda), the PyTorch cuDNN peer,
+and the NumPy reference, in one process on one machine.
+
+    python bench/train.py --peer peers/torch_biaxial.py          # on a GPU machine
+    python bench/train.py --quick                                # CPU only, seconds
+
+The peer is run as it is (a subprocess per mode) and its JSON recorded verbatim.
+"""
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import environment, time_calls, train_flops, write_result  # noqa: E402
+
+from biaxial_cu import Model  # noqa: E402
+from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
+from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir  # noqa: E402
+
+
+def ours(backend, batch, seq_len, iters, sizes):
+    pieces = load_pieces(shipped_corpus_dir())
+    model = Model(*sizes, backend=backend, seed=0)
+    data = sample_batch(pieces, batch, seq_len, np.random.default_rng(0))
+    sync = None
+    if backend == "cuda":
+        import cupy
+
+        sync = cupy.cuda.Device().synchronize
+        cupy.get_default_memory_pool().free_all_blocks()
+    r = time_calls(lambda: model.train_step(data), iters, warmup=1 if backend == "numpy" else 3, sync=sync)
+    if backend == "cuda":
+        import cupy
+
+        r["pool_bytes"] = int(cupy.get_default_memory_pool().total_bytes())
+    flops = train_flops(batch, seq_len, *sizes)
+    r.update(batch=batch, seq_len=seq_len, flops=flops, tflops_per_s=flops / (r["median_ms"] * 1e-3) / 1e12)
+    return r
+
+
+def peer(path, batch, seq_len, iters, mode):
+    cmd = [sys.executable, str(path), "train", "--batch", str(batch), "--seq-len", str(seq_len),
+           "--iters", str(iters), "--mode", mode]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode:
+        return {"skipped": f"peer failed: {p.stderr[-500:]}"}
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small model, CPU parts only")
+    ap.add_argument("--peer", help="path to torch_biaxial.py")
+    ap.add_argument("--batches", default="10,32,64")
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--results-dir", default=None)
+    a = ap.parse_args()
+    sizes = ((16, 16), (8, 4)) if a.quick else ((300, 300), (100, 50))
+    seq_len = 16 if a.quick else 128
+    result = {"benchmark": "train", "environment": environment(), "config": {"sizes": sizes, "seq_len": seq_len}}
+    result["numpy"] = ours("numpy", 2 if a.quick else 10, seq_len, 2 if a.quick else 3, sizes)
+    reason = cuda_unavailable_reason()
+    batches = [int(b) for b in a.batches.split(",")]
+    result["cuda"] = {"skipped": reason} if reason else {b: ours("cuda", b, seq_len, a.iters, sizes) for b in batches}
+    try:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    except ImportError:
+        has_gpu = False
+    if not a.peer or not has_gpu:
+        result["peer"] = {"skipped": "no --peer given" if not a.peer else "torch with a GPU is not available"}
+    else:
+        result["peer"] = {f"{mode}-{b}": peer(a.peer, b, seq_len, a.iters, mode)
+                          for mode in ("eager", "graph", "compile") for b in batches}
+    for part in ("cuda", "peer"):
+        if "skipped" in result[part]:
+            print(f"{part}: skipped ({result[part]['skipped']})")
+    write_result("train", result, a.results_dir or Path(__file__).resolve().parent / "results")
+
+
+if __name__ == "__main__":
+    main()
