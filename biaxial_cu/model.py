@@ -161,6 +161,12 @@ class Model:
     def cell_activation(self):
         return self.config["cell_activation"]
 
+    def parameters_finite(self):
+        """False when any parameter holds NaN or Inf (one reduction on the device)."""
+        if self._impl is not None:
+            return self._impl.parameters_finite()
+        return all(bool(np.isfinite(p).all()) for p in self.params.values())
+
     def parameter_count(self):
         return int(sum(np.prod(p.shape) for p in self.params.values()))
 

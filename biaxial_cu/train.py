@@ -92,9 +92,7 @@ def make_model(a):
 
 
 def finite(model, loss):
-    if not np.isfinite(loss):
-        return False
-    return all(bool(np.isfinite(float(p.sum()))) for p in model.params.values())
+    return bool(np.isfinite(loss)) and model.parameters_finite()
 
 
 def write_sample(model, pieces, out, batch, a):

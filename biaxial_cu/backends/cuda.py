@@ -233,6 +233,9 @@ class CudaBackend:
     def loss(self, batch):
         return float(self.forward(batch)[0])
 
+    def parameters_finite(self):
+        return bool(self.cp.isfinite(self.flat["param"]).all())
+
     def dropout_masks(self, B, T, p, seed):
         """Masks drawn on the device from a seed (taken from Model.rng, so runs resume exactly)."""
         cp = self.cp
