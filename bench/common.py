@@ -75,6 +75,14 @@ def train_flops(batch, seq_len, t_sizes=(300, 300), p_sizes=(100, 50)):
     return 3 * 2 * macs
 
 
+def finish(name, result, results_dir=None):
+    """Say plainly which GPU parts were skipped, then write the result file."""
+    for part in ("cuda", "peer"):
+        if "skipped" in result.get(part, {}):
+            print(f"{part}: skipped ({result[part]['skipped']})")
+    return write_result(name, result, results_dir or RESULTS)
+
+
 def write_result(name, result, results_dir=RESULTS):
     results_dir = Path(results_dir)
     results_dir.mkdir(parents=True, exist_ok=True)

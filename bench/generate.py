@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, write_result  # noqa: E402
+from common import environment, finish  # noqa: E402
 
 from biaxial_cu import Model  # noqa: E402
 from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
@@ -50,10 +50,7 @@ def main():
             result["peer"][k] = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {"skipped": p.stderr[-500:]}
     else:
         result["peer"] = {"skipped": "no --peer given" if not a.peer else f"no GPU: {reason}"}
-    for part in ("cuda", "peer"):
-        if "skipped" in result[part]:
-            print(f"{part}: skipped ({result[part]['skipped']})")
-    write_result("generate", result, a.results_dir or Path(__file__).resolve().parent / "results")
+    finish("generate", result, a.results_dir)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, time_calls, write_result  # noqa: E402
+from common import environment, finish, time_calls  # noqa: E402
 
 from biaxial_cu.data import load_pieces_report, shipped_corpus_dir  # noqa: E402
 
@@ -22,8 +22,7 @@ def main():
     r.update(files=files, pieces=len(report.pieces), steps=report.total_steps,
              ms_per_dozen_files=r["median_ms"] / files * 12)
     print(f"{files} files, {report.total_steps} steps: {r['median_ms']:.0f} ms, {r['ms_per_dozen_files']:.0f} ms per dozen")
-    write_result("midi", {"benchmark": "midi", "environment": environment(), "folder": folder.name, **r},
-                 a.results_dir or Path(__file__).resolve().parent / "results")
+    finish("midi", {"benchmark": "midi", "environment": environment(), "folder": folder.name, **r}, a.results_dir)
 
 
 if __name__ == "__main__":

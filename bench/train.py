@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, time_calls, train_flops, write_result  # noqa: E402
+from common import environment, finish, time_calls, train_flops  # noqa: E402
 
 from biaxial_cu import Model  # noqa: E402
 from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
@@ -77,10 +77,7 @@ def main():
     else:
         result["peer"] = {f"{mode}-{b}": peer(a.peer, b, seq_len, a.iters, mode)
                           for mode in ("eager", "graph", "compile") for b in batches}
-    for part in ("cuda", "peer"):
-        if "skipped" in result[part]:
-            print(f"{part}: skipped ({result[part]['skipped']})")
-    write_result("train", result, a.results_dir or Path(__file__).resolve().parent / "results")
+    finish("train", result, a.results_dir)
 
 
 if __name__ == "__main__":
