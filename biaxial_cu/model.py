@@ -8,6 +8,7 @@ exactly as an uninterrupted one.
 """
 import json
 import logging
+import numbers
 import os
 import tempfile
 import zipfile
@@ -86,7 +87,8 @@ class Model:
                  cell_activation="identity", backend="auto", dtype="float32", seed=None):
         t_layer_sizes = _sizes("t_layer_sizes", t_layer_sizes)
         p_layer_sizes = _sizes("p_layer_sizes", p_layer_sizes)
-        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        if not (isinstance(dropout, numbers.Real) and not isinstance(dropout, bool)
+                and 0 <= dropout < 1):
             raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
         if cell_activation not in ref.CELL_ACTIVATIONS:
             raise ValueError(f"cell_activation must be one of {ref.CELL_ACTIVATIONS}, "

@@ -133,10 +133,18 @@ def test_bad_batches(bad):
 
 @pytest.mark.parametrize("kwargs", [
     dict(t_layer_sizes=()), dict(t_layer_sizes=(0,)), dict(p_layer_sizes=(3.5,)), dict(dropout=1.0),
-    dict(dropout=-0.1), dict(cell_activation="relu"), dict(dtype="float16"), dict(backend="opencl")])
+    dict(dropout=-0.1), dict(dropout=True), dict(dropout="0.5"), dict(cell_activation="relu"),
+    dict(dtype="float16"), dict(backend="opencl")])
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         Model(**{**TINY, **kwargs})
+
+
+def test_numpy_scalar_arguments_are_accepted():
+    m = Model(t_layer_sizes=np.array([5, 4]), p_layer_sizes=(np.int64(3), 2), dropout=np.float32(0.25),
+              backend="numpy", seed=0)
+    assert m.config["t_layer_sizes"] == [5, 4] and m.config["dropout"] == 0.25
+    json.dumps(m.config)
 
 
 def test_cuda_backend_without_gpu_is_a_clear_error():

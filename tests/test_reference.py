@@ -2,8 +2,9 @@
 
 Relative error |analytic - numeric| / max(|analytic|, |numeric|, 1e-2) must stay below 1e-6:
 with step 1e-5, central differences carry a truncation error of order 1e-10 * f''' and a
-rounding error of order |L| * 1e-16 / 1e-5 (about 1e-8 for the losses here), far below that; the floor 1e-2 keeps entries whose gradient is nearly zero from
-comparing rounding noise (an absolute error below 1e-8 there).
+rounding error of order |L| * 1e-16 / 1e-5 (about 1e-8 for the losses here), far below
+that; the floor 1e-2 keeps entries whose gradient is nearly zero from comparing rounding
+noise (an absolute error below 1e-8 there).
 """
 import numpy as np
 import pytest
