@@ -1,33 +1,64 @@
-// lstm.cu: one LSTM step for R independent rows, fused with the cell; twin:
-// reference.lstm_step_forward (+ the dropout product of Model._forward).
+// lstm.cu: one LSTM step for R independent rows, forward and backward, each fused with the
+// cell; twins: reference.lstm_step_forward / lstm_step_backward (+ the dropout product).
 //
 // Design. The input projections of all steps are one cuBLAS GEMM per layer (xproj = x W_x^T + b,
-// (L, R, 4H)); only the recurrent part is step by step. One launch per step computes
-//   pre = xproj_t + h_prev W_h^T   (R, 4H)
-// as a tiled GEMM in which each thread owns one (row r, unit j) and accumulates the four gate
-// dot products of that unit (rows j, H+j, 2H+j, 3H+j of W_h), so the cell update follows in
-// registers with no second pass over pre: i, f, o = sigmoid, g = act; c = f c_prev + i g;
-// h = o tanh(c). It writes h and c (the recurrence), the activated gates (for backward) and
-// h_out = h * mask[r, j] (inverted dropout on the way up; written only when use_mask, the
-// next layer reads h itself otherwise).
+// (L, R, 4H)); only the recurrent part goes step by step, one launch per step and direction:
+//   forward   pre = xproj_t + h_prev W_h^T          (R, 4H), then the cell
+//   backward  dh  = dh_above + dpre_{t+1} W_h       (R, H),  then the cell's backward
+// Each is a register-blocked GEMM whose epilogue is the cell, so gate pre-activations and
+// recurrent gradients never go through global memory.
+// Forward: a thread owns FWD_RPT rows x 1 unit x the 4 gates of that unit (rows j, H+j, 2H+j,
+// 3H+j of W_h): 32 accumulators, and per k it reads FWD_RPT h values (the same for the whole
+// warp: broadcast) and 4 W values (32 consecutive units: no bank conflict) for 32 FMAs.
+// Backward: a thread owns BWD_RPT rows x BWD_UPT units (j = tile + tx + 32u): 16 accumulators
+// over k in 0..4H, BWD_RPT broadcast reads and BWD_UPT conflict-free reads per k.
+// Both stage k in chunks of TK through shared memory and fetch the next chunk into registers
+// while the current one is multiplied (one pair of barriers per chunk). The sums run over k in
+// order, one fused multiply-add at a time, like the twin's float32 dot product up to rounding.
+// Registers (NVRTC 13, sm_90, ptxas -v): forward 214, backward 96, no spills; capping the
+// forward at 128 (4 blocks per SM) spills 224 bytes, so it is left uncapped: 2 blocks of 128
+// threads per SM, which still holds the time stack's 250 blocks (R 780, H 300) in one wave.
 // Why not a persistent kernel with W_h resident on chip: in the time stack each step is a
 // 780 x 300 x 1200 GEMM (0.56 GFLOP), so launch latency (a few us) is small against the step,
 // and a grid-wide barrier between steps would tie us to cooperative launch, which the CPU
-// harness cannot run. The pitch stack (78 short steps, R = B*(T-1)) is the latency-bound part:
-// a persistent variant is the next step once measured on a GPU.
-// Tiles: TR rows x TJ units per block, k in chunks of TK through shared memory; W_h chunk for
-// the 4 gates of TJ units: 4 x TJ x TK floats.
+// harness cannot run.
 #include "common.cuh"
 
-#define TR 16
-#define TJ 16
-#define TK 16
+#define TJ 32        // units per warp row: blockDim.x
+#define TY 4         // row groups: blockDim.y
+#define TK 16        // k per shared-memory chunk
+#define FWD_RPT 8    // forward: rows per thread; a block covers TY*FWD_RPT rows x TJ units
+#define BWD_RPT 8    // backward: rows per thread; a block covers TY*BWD_RPT rows x TJ*BWD_UPT units
+#define BWD_UPT 2
+#define FWD_ROWS (TY * FWD_RPT)
+#define BWD_ROWS (TY * BWD_RPT)
+#define BWD_UNITS (TJ * BWD_UPT)
+#define NT (TJ * TY)  // threads per block
 
-// xproj_t (R, 4H), h_prev (R, H), c_prev (R, H), W_h (4H, H), mask (R, H) (read when use_mask)
-// -> h (R, H), c (R, H), gates (R, 4H) [i, f, g, o activated], h_out (R, H) (when use_mask).
+// Forward chunk k0..k0+TK-1, fetched into registers (zeros outside the matrices): this thread's
+// FWD_ROWS*TK/NT values of h_prev rows r0.. and 4*TJ*TK/NT of W_h rows g*H + j0.. (4 gates).
+// Element e of a tile is (e / TK, e % TK): consecutive threads read consecutive k.
+__device__ __forceinline__ void fwd_fetch(float (&h_next)[FWD_ROWS * TK / NT], float (&w_next)[4 * TJ * TK / NT],
+                                          const float* __restrict__ h_prev, const float* __restrict__ W_h,
+                                          int R, int H, int r0, int j0, int k0, int tid) {
+#pragma unroll
+  for (int i = 0; i < FWD_ROWS * TK / NT; ++i) {
+    int e = tid + i * NT, r = r0 + e / TK, k = k0 + e % TK;
+    h_next[i] = r < R && k < H ? h_prev[(size_t)r * H + k] : 0.0f;
+  }
+#pragma unroll
+  for (int i = 0; i < 4 * TJ * TK / NT; ++i) {
+    int e = tid + i * NT, gj = e / TK, k = k0 + e % TK, j = j0 + gj % TJ;
+    w_next[i] = j < H && k < H ? W_h[((size_t)(gj / TJ) * H + j) * H + k] : 0.0f;
+  }
+}
+
+// Forward. xproj_t (R, 4H), h_prev (R, H), c_prev (R, H), W_h (4H, H), mask (R, H) (read when
+// use_mask) -> h (R, H), c (R, H), gates (R, 4H) [i, f, g, o activated], h_out = h * mask (R, H)
+// (written only when use_mask; the next layer reads h itself otherwise).
 // gates may be xproj_t itself (in place: thread (r, j) alone reads and writes the entries j,
 // H+j, 2H+j, 3H+j of row r), which saves the (L, R, 4H) projection buffer.
-// Block (TJ, TR) threads; grid (ceil(H/TJ), ceil(R/TR)).
+// Block (TJ, TY); grid (ceil(H / TJ), ceil(R / FWD_ROWS)).
 extern "C" __global__ void lstm_step_forward(const float* xproj_t,
                                              const float* __restrict__ h_prev,
                                              const float* __restrict__ c_prev,
@@ -36,73 +67,158 @@ extern "C" __global__ void lstm_step_forward(const float* xproj_t,
                                              float* __restrict__ h, float* __restrict__ c,
                                              float* gates, float* __restrict__ h_out,
                                              int R, int H, int act, int use_mask) {
-  __shared__ float h_tile[TR][TK + 1];
-  __shared__ float w_tile[4][TJ][TK + 1];
-  int tx = threadIdx.x, ty = threadIdx.y;
-  int j = blockIdx.x * TJ + tx;  // hidden unit
-  int r = blockIdx.y * TR + ty;  // row
-  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  __shared__ float h_s[TK][FWD_ROWS + 4];  // (k, row): +4 keeps the chunk stores 2-way at most
+  __shared__ float w_s[TK][4 * TJ + 2];    // (k, gate * TJ + unit): +2 makes the stores conflict-free
+  int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TJ + tx;
+  int j0 = blockIdx.x * TJ, r0 = blockIdx.y * FWD_ROWS;
+  float h_next[FWD_ROWS * TK / NT], w_next[4 * TJ * TK / NT];  // the next chunk, in registers
+  float acc[FWD_RPT][4];
+  for (int m = 0; m < FWD_RPT; ++m)
+    for (int g = 0; g < 4; ++g) acc[m][g] = 0.0f;
+  fwd_fetch(h_next, w_next, h_prev, W_h, R, H, r0, j0, 0, tid);
   for (int k0 = 0; k0 < H; k0 += TK) {
-    int hr = blockIdx.y * TR + ty, hk = k0 + tx;
-    h_tile[ty][tx] = hr < R && hk < H ? h_prev[(size_t)hr * H + hk] : 0.0f;
-    for (int g = 0; g < 4; ++g) {
-      int wj = blockIdx.x * TJ + ty, wk = k0 + tx;  // rows of W_h read along k by tx
-      w_tile[g][ty][tx] = wj < H && wk < H ? W_h[((size_t)g * H + wj) * H + wk] : 0.0f;
+#pragma unroll
+    for (int i = 0; i < FWD_ROWS * TK / NT; ++i) {
+      int e = tid + i * NT;
+      h_s[e % TK][e / TK] = h_next[i];
+    }
+#pragma unroll
+    for (int i = 0; i < 4 * TJ * TK / NT; ++i) {
+      int e = tid + i * NT;
+      w_s[e % TK][e / TK] = w_next[i];
     }
     __syncthreads();
+    fwd_fetch(h_next, w_next, h_prev, W_h, R, H, r0, j0, k0 + TK, tid);  // overlaps the products
+#pragma unroll
     for (int k = 0; k < TK; ++k) {
-      float hv = h_tile[ty][k];
-      for (int g = 0; g < 4; ++g) acc[g] += hv * w_tile[g][tx][k];
+      float w[4];
+#pragma unroll
+      for (int g = 0; g < 4; ++g) w[g] = w_s[k][g * TJ + tx];
+#pragma unroll
+      for (int m = 0; m < FWD_RPT; ++m) {
+        float hv = h_s[k][ty * FWD_RPT + m];
+#pragma unroll
+        for (int g = 0; g < 4; ++g) acc[m][g] += hv * w[g];
+      }
     }
     __syncthreads();
   }
-  if (r >= R || j >= H) return;
-  const float* xp = xproj_t + (size_t)r * 4 * H;
-  float i_g = sigmoid_f(xp[j] + acc[0]);
-  float f_g = sigmoid_f(xp[H + j] + acc[1]);
-  float g_g = cell_act_f(xp[2 * H + j] + acc[2], act);
-  float o_g = sigmoid_f(xp[3 * H + j] + acc[3]);
-  size_t rj = (size_t)r * H + j;
-  float c_new = f_g * c_prev[rj] + i_g * g_g;
-  float h_new = o_g * tanhf(c_new);
-  c[rj] = c_new;
-  h[rj] = h_new;
-  float* gt = gates + (size_t)r * 4 * H;
-  gt[j] = i_g;
-  gt[H + j] = f_g;
-  gt[2 * H + j] = g_g;
-  gt[3 * H + j] = o_g;
-  if (use_mask) h_out[rj] = h_new * mask[rj];
+  int j = j0 + tx;
+#pragma unroll
+  for (int m = 0; m < FWD_RPT; ++m) {
+    int r = r0 + ty * FWD_RPT + m;
+    if (r < R && j < H) {  // a guard, not a break: the loop unrolls and acc stays in registers
+      const float* xp = xproj_t + (size_t)r * 4 * H;
+      float i_g = sigmoid_f(xp[j] + acc[m][0]);
+      float f_g = sigmoid_f(xp[H + j] + acc[m][1]);
+      float g_g = cell_act_f(xp[2 * H + j] + acc[m][2], act);
+      float o_g = sigmoid_f(xp[3 * H + j] + acc[m][3]);
+      size_t rj = (size_t)r * H + j;
+      float c_new = f_g * c_prev[rj] + i_g * g_g;
+      float h_new = o_g * tanhf(c_new);
+      c[rj] = c_new;
+      h[rj] = h_new;
+      float* gt = gates + (size_t)r * 4 * H;
+      gt[j] = i_g;
+      gt[H + j] = f_g;
+      gt[2 * H + j] = g_g;
+      gt[3 * H + j] = o_g;
+      if (use_mask) h_out[rj] = h_new * mask[rj];
+    }
+  }
 }
 
-// Backward of one step, elementwise over (r, j); twin: reference.lstm_step_backward (whose
-// dh_prev = dpre W_h the host computes with one cuBLAS GEMM per step).
-// dh_above (R, H): gradient reaching this step's output from above (before the dropout
-// mask: the kernel multiplies by mask[r, j] when use_mask); dh_rec (R, H): from the next step
-// (dpre_{t+1} W_h); dc_next (R, H): from the next step's cell.
+// Backward chunk k0..k0+TK-1 of the 4H dimension, into registers (zeros outside): this thread's
+// BWD_ROWS*TK/NT values of dpre_next rows r0.. and BWD_UNITS*TK/NT of W_h rows k0.. (units j0..).
+__device__ __forceinline__ void bwd_fetch(float (&d_next)[BWD_ROWS * TK / NT], float (&w_next)[BWD_UNITS * TK / NT],
+                                          const float* __restrict__ dpre_next, const float* __restrict__ W_h,
+                                          int R, int H, int K, int r0, int j0, int k0, int tid) {
+#pragma unroll
+  for (int i = 0; i < BWD_ROWS * TK / NT; ++i) {
+    int e = tid + i * NT, r = r0 + e / TK, k = k0 + e % TK;
+    d_next[i] = r < R && k < K ? dpre_next[(size_t)r * K + k] : 0.0f;
+  }
+#pragma unroll
+  for (int i = 0; i < BWD_UNITS * TK / NT; ++i) {
+    int e = tid + i * NT, k = k0 + e / BWD_UNITS, j = j0 + e % BWD_UNITS;
+    w_next[i] = j < H && k < K ? W_h[(size_t)k * H + j] : 0.0f;
+  }
+}
+
+// Backward of one step. dh_above (R, H): gradient reaching this step's output from above
+// (before the dropout mask: multiplied by mask[r, j] when use_mask); dpre_next (R, 4H): the
+// next step's gate gradients (read when has_next; dh_rec = dpre_next W_h, W_h (4H, H));
+// dc_next (R, H): from the next step's cell. gates (R, 4H), c, c_prev (R, H): this step's.
 // -> dpre (R, 4H) for gates i, f, g, o; dc_prev (R, H). dpre may be gates itself (in place,
 // as in the forward kernel), so the backward pass needs no second (L, R, 4H) buffer.
+// Block (TJ, TY); grid (ceil(H / BWD_UNITS), ceil(R / BWD_ROWS)).
 extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above,
-                                              const float* __restrict__ dh_rec,
+                                              const float* __restrict__ dpre_next,
+                                              const float* __restrict__ W_h,
                                               const float* __restrict__ dc_next,
                                               const float* gates,
                                               const float* __restrict__ c,
                                               const float* __restrict__ c_prev,
                                               const float* __restrict__ mask,
                                               float* dpre, float* __restrict__ dc_prev,
-                                              int R, int H, int act, int use_mask) {
-  int idx = blockIdx.x * blockDim.x + threadIdx.x;  // over (r, j)
-  if (idx >= R * H) return;
-  int r = idx / H, j = idx % H;
-  const float* gt = gates + (size_t)r * 4 * H;
-  float i_g = gt[j], f_g = gt[H + j], g_g = gt[2 * H + j], o_g = gt[3 * H + j];
-  float tanh_c = tanhf(c[idx]);
-  float dh = (use_mask ? dh_above[idx] * mask[idx] : dh_above[idx]) + dh_rec[idx];
-  float dc = dc_next[idx] + dh * o_g * (1.0f - tanh_c * tanh_c);
-  float* dp = dpre + (size_t)r * 4 * H;
-  dp[j] = dc * g_g * i_g * (1.0f - i_g);
-  dp[H + j] = dc * c_prev[idx] * f_g * (1.0f - f_g);
-  dp[2 * H + j] = dc * i_g * (act == ACT_TANH ? 1.0f - g_g * g_g : 1.0f);
-  dp[3 * H + j] = dh * tanh_c * o_g * (1.0f - o_g);
-  dc_prev[idx] = dc * f_g;
+                                              int R, int H, int act, int use_mask, int has_next) {
+  __shared__ float d_s[TK][BWD_ROWS + 4];  // (k, row) of dpre_next
+  __shared__ float w_s[TK][BWD_UNITS];     // (k, unit) of W_h: stored along units, no conflict
+  int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TJ + tx;
+  int j0 = blockIdx.x * BWD_UNITS, r0 = blockIdx.y * BWD_ROWS;
+  int K = has_next ? 4 * H : 0;
+  float d_next[BWD_ROWS * TK / NT], w_next[BWD_UNITS * TK / NT];
+  float acc[BWD_RPT][BWD_UPT];
+  for (int m = 0; m < BWD_RPT; ++m)
+    for (int u = 0; u < BWD_UPT; ++u) acc[m][u] = 0.0f;
+  if (K) bwd_fetch(d_next, w_next, dpre_next, W_h, R, H, K, r0, j0, 0, tid);
+  for (int k0 = 0; k0 < K; k0 += TK) {
+#pragma unroll
+    for (int i = 0; i < BWD_ROWS * TK / NT; ++i) {
+      int e = tid + i * NT;
+      d_s[e % TK][e / TK] = d_next[i];
+    }
+#pragma unroll
+    for (int i = 0; i < BWD_UNITS * TK / NT; ++i) {
+      int e = tid + i * NT;
+      w_s[e / BWD_UNITS][e % BWD_UNITS] = w_next[i];
+    }
+    __syncthreads();
+    bwd_fetch(d_next, w_next, dpre_next, W_h, R, H, K, r0, j0, k0 + TK, tid);  // overlaps the products
+#pragma unroll
+    for (int k = 0; k < TK; ++k) {
+      float w[BWD_UPT];
+#pragma unroll
+      for (int u = 0; u < BWD_UPT; ++u) w[u] = w_s[k][u * TJ + tx];
+#pragma unroll
+      for (int m = 0; m < BWD_RPT; ++m) {
+        float dv = d_s[k][ty * BWD_RPT + m];
+#pragma unroll
+        for (int u = 0; u < BWD_UPT; ++u) acc[m][u] += dv * w[u];
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int u = 0; u < BWD_UPT; ++u) {
+    int j = j0 + u * TJ + tx;
+#pragma unroll
+    for (int m = 0; m < BWD_RPT; ++m) {
+      int r = r0 + ty * BWD_RPT + m;
+      if (r < R && j < H) {  // a guard, not a break: the loops unroll and acc stays in registers
+        size_t rj = (size_t)r * H + j;
+        const float* gt = gates + (size_t)r * 4 * H;
+        float i_g = gt[j], f_g = gt[H + j], g_g = gt[2 * H + j], o_g = gt[3 * H + j];
+        float tanh_c = tanhf(c[rj]);
+        float dh = (use_mask ? dh_above[rj] * mask[rj] : dh_above[rj]) + acc[m][u];
+        float dc = dc_next[rj] + dh * o_g * (1.0f - tanh_c * tanh_c);
+        float* dp = dpre + (size_t)r * 4 * H;
+        dp[j] = dc * g_g * i_g * (1.0f - i_g);
+        dp[H + j] = dc * c_prev[rj] * f_g * (1.0f - f_g);
+        dp[2 * H + j] = dc * i_g * (act == ACT_TANH ? 1.0f - g_g * g_g : 1.0f);
+        dp[3 * H + j] = dh * tanh_c * o_g * (1.0f - o_g);
+        dc_prev[rj] = dc * f_g;
+      }
+    }
+  }
 }

@@ -60,7 +60,7 @@ def test_lstm_step_forward_at_time_stack_size():
     gates = cupy.empty((R, 4 * H), cupy.float32)
     zeros = cupy.zeros((R, H), cupy.float32)
     cuda.kernel("lstm", "lstm_step_forward")(
-        ((H + 15) // 16, (R + 15) // 16), (16, 16),
+        *cuda.lstm_forward_launch(R, H),
         (cupy.asarray(xproj), cupy.asarray(h_prev), cupy.asarray(c_prev), cupy.asarray(W_h), zeros,
          outs[0], outs[1], gates, outs[2], np.int32(R), np.int32(H), np.int32(0), np.int32(0)))
     h, c, g = ref.lstm_step_forward(xproj.astype(np.float64), h_prev.astype(np.float64),

@@ -5,6 +5,7 @@ they agree to a few ulps: atol 1e-6, rtol 1e-5 (the 1/(...) of the loss gradient
 2^23 when P is 0 or 1; rtol covers it). Gradients of whole layers are checked on the GPU and,
 through the twins, by finite differences (tests/test_reference.py).
 """
+import re
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from biaxial_cu import Model
 from biaxial_cu.backends import reference as ref
+from biaxial_cu.backends.cuda import lstm_backward_launch
 from biaxial_cu.model import clip_segment_count
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,25 +26,45 @@ def kernel(name):
     return emu.load(ROOT / "kernels" / f"{name}.cu")
 
 
-@pytest.mark.parametrize("R,H", [(7, 3), (33, 10)])
+# shapes: smaller than a tile; partial tiles on both axes with 4H (the k of the recurrent
+# product) not a multiple of the chunk of 16; two unit tiles (H > 64)
+@pytest.mark.parametrize("R,H", [(7, 3), (45, 10), (33, 70)])
 @pytest.mark.parametrize("act", ["identity", "tanh"])
 @pytest.mark.parametrize("use_mask", [0, 1])
-def test_lstm_step_backward_matches_twin(R, H, act, use_mask):
-    rng = np.random.default_rng(R + H + use_mask)
+@pytest.mark.parametrize("has_next", [0, 1])
+def test_lstm_step_backward_matches_twin(R, H, act, use_mask, has_next):
+    """Tolerance: the recurrent product sums 4H terms in float32, as the forward kernel's does
+    (ATOL of test_kernels_forward); the elementwise rest agrees to a few ulps."""
+    rng = np.random.default_rng(R + H + use_mask + 10 * has_next)
     f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
-    xproj, h_prev, c_prev, W_h = f32(R, 4 * H), f32(R, H), f32(R, H), f32(4 * H, H)
+    xproj, h_prev, c_prev = f32(R, 4 * H), f32(R, H), f32(R, H)
+    W_h = (f32(4 * H, H) / np.sqrt(4 * H)).astype(np.float32)
     _, c, gates = ref.lstm_step_forward(xproj, h_prev, c_prev, W_h, act)
-    dh_above, dh_rec, dc_next = f32(R, H), f32(R, H), f32(R, H)
+    dh_above, dc_next, dpre_next = f32(R, H), f32(R, H), f32(R, 4 * H)
     mask = ref.dropout_mask(rng, R, H, 0.5, np.float32)
     dpre = np.full((R, 4 * H), np.nan, np.float32)
     dc_prev = np.full((R, H), np.nan, np.float32)
-    kernel("lstm").launch("lstm_step_backward", (R * H + 63) // 64, 64,
-                          [dh_above, dh_rec, dc_next, gates, c, c_prev, mask, dpre, dc_prev, R, H,
-                           int(act == "tanh"), use_mask])
-    dh = (dh_above * mask if use_mask else dh_above) + dh_rec
-    want_dpre, _, want_dc_prev = ref.lstm_step_backward(dh, dc_next, gates, c, c_prev, W_h, act)
-    np.testing.assert_allclose(dpre, want_dpre, atol=1e-6, rtol=1e-5)
-    np.testing.assert_allclose(dc_prev, want_dc_prev, atol=1e-6, rtol=1e-5)
+    grid, block = lstm_backward_launch(R, H)
+    kernel("lstm").launch("lstm_step_backward", grid, block,
+                          [dh_above, dpre_next, W_h, dc_next, gates, c, c_prev, mask, dpre, dc_prev,
+                           R, H, int(act == "tanh"), use_mask, has_next])
+    want_dpre, want_dc_prev = ref.lstm_step_backward(
+        (dh_above * mask if use_mask else dh_above).astype(np.float64), dpre_next if has_next else None,
+        dc_next.astype(np.float64), gates.astype(np.float64), c.astype(np.float64),
+        c_prev.astype(np.float64), W_h.astype(np.float64), act)
+    np.testing.assert_allclose(dpre, want_dpre, atol=2e-5, rtol=1e-5)
+    np.testing.assert_allclose(dc_prev, want_dc_prev, atol=2e-5, rtol=1e-5)
+
+
+def test_lstm_tiles_match_the_kernel_defines():
+    """The launch geometry in backends/cuda.py follows lstm.cu's #defines."""
+    from biaxial_cu.backends import cuda
+
+    src = (ROOT / "kernels" / "lstm.cu").read_text()
+    d = {m[0]: int(m[1]) for m in re.findall(r"#define (\w+) (\d+)", src)}
+    assert cuda.LSTM_BLOCK == (d["TJ"], d["TY"])
+    assert (cuda.FWD_ROWS, cuda.FWD_UNITS) == (d["TY"] * d["FWD_RPT"], d["TJ"])
+    assert (cuda.BWD_ROWS, cuda.BWD_UNITS) == (d["TY"] * d["BWD_RPT"], d["TJ"] * d["BWD_UPT"])
 
 
 def test_output_loss_backward_matches_twin():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from biaxial_cu.backends import reference as ref
+from biaxial_cu.backends.cuda import lstm_forward_launch
 from biaxial_cu.features import note_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,9 @@ def test_layout_kernels_match_twins():
     np.testing.assert_array_equal(back, ref.pitch_to_time(out[:, :, :Ht], B))
 
 
-@pytest.mark.parametrize("R,H", [(5, 3), (37, 20), (16, 16)])
+# shapes: smaller than a tile, several tiles with partial edges on both axes, exact tiles, H not a
+# multiple of the k chunk (16)
+@pytest.mark.parametrize("R,H", [(5, 3), (70, 37), (32, 32), (33, 20)])
 @pytest.mark.parametrize("act", ["identity", "tanh"])
 @pytest.mark.parametrize("use_mask", [0, 1])
 def test_lstm_step_forward_matches_twin(R, H, act, use_mask):
@@ -77,8 +80,8 @@ def test_lstm_step_forward_matches_twin(R, H, act, use_mask):
     mask = ref.dropout_mask(rng, R, H, 0.5, np.float32)
     h, c, h_out = (np.full((R, H), np.nan, np.float32) for _ in range(3))
     gates = np.full((R, 4 * H), np.nan, np.float32)
-    grid = (blocks(H, 16), blocks(R, 16))
-    kernel("lstm").launch("lstm_step_forward", grid, (16, 16),
+    grid, block = lstm_forward_launch(R, H)
+    kernel("lstm").launch("lstm_step_forward", grid, block,
                           [xproj, h_prev, c_prev, W_h, mask, h, c, gates, h_out, R, H,
                            int(act == "tanh"), use_mask])
     want_h, want_c, want_gates = ref.lstm_step_forward(xproj, h_prev, c_prev, W_h, act)

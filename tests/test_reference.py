@@ -111,8 +111,10 @@ def test_lstm_step_backward_finite_differences(act):
         return float(np.sum(wh * h) + np.sum(wc * c))
 
     h, c, gates = ref.lstm_step_forward(xproj, h_prev, c_prev, W_h, act)
-    dpre, dh_prev, dc_prev = ref.lstm_step_backward(wh, wc, gates, c, c_prev, W_h, act)
-    # dpre is the gradient wrt xproj (pre = xproj + h_prev W_h^T)
+    dpre, dc_prev = ref.lstm_step_backward(wh, None, wc, gates, c, c_prev, W_h, act)
+    # dpre is the gradient wrt xproj (pre = xproj + h_prev W_h^T); h_prev's is dpre W_h, which
+    # the previous step's backward adds (its dpre_next)
+    dh_prev = dpre @ W_h
     for got, x in ((dpre, xproj), (dh_prev, h_prev), (dc_prev, c_prev)):
         num = numeric_grad(f, x)
         assert np.max(np.abs(got - num)) < 1e-8 * max(1.0, np.max(np.abs(num)))

@@ -24,7 +24,11 @@ KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
 TRAINS = True
 N_NOTES = 78
 N_FEATURES = 80
-TILE = 16  # lstm.cu: TR = TJ = 16
+# lstm.cu's tiles: blocks of (TJ, TY) threads; a forward block covers FWD_ROWS rows x TJ units,
+# a backward block BWD_ROWS rows x BWD_UNITS units (tests check these against the #defines).
+LSTM_BLOCK = (32, 4)
+FWD_ROWS, FWD_UNITS = 32, 32
+BWD_ROWS, BWD_UNITS = 32, 64
 LOSS_THREADS = 256  # output_loss.cu
 ACTS = {"identity": 0, "tanh": 1}
 
@@ -73,6 +77,16 @@ def kernel(module, name):
 
 def _blocks(n, size):
     return (n + size - 1) // size
+
+
+def lstm_forward_launch(R, H):
+    """(grid, block) of lstm_step_forward for R rows of H units."""
+    return (_blocks(H, FWD_UNITS), _blocks(R, FWD_ROWS)), LSTM_BLOCK
+
+
+def lstm_backward_launch(R, H):
+    """(grid, block) of lstm_step_backward for R rows of H units."""
+    return (_blocks(H, BWD_UNITS), _blocks(R, BWD_ROWS)), LSTM_BLOCK
 
 
 class CudaBackend:
@@ -134,7 +148,7 @@ class CudaBackend:
         h_out = cp.empty((L, R, H), cp.float32) if mask is not None else h  # h itself undropped
         zeros = cp.zeros((R, H), cp.float32)
         step = self.kernel("lstm", "lstm_step_forward")
-        grid, block = (_blocks(H, TILE), _blocks(R, TILE)), (TILE, TILE)
+        grid, block = lstm_forward_launch(R, H)
         for t in range(L):
             h_prev, c_prev = (h[t - 1], c[t - 1]) if t else (zeros, zeros)
             step(grid, block, (gates[t], h_prev, c_prev, W_h, mask if mask is not None else zeros,
@@ -195,16 +209,17 @@ class CudaBackend:
         W_h = cp.ascontiguousarray(W[:, I:])  # (4H, H)
         dpre = gates  # each step's gradient overwrites its gates in place: (L, R, 4H)
         zeros = cp.zeros((R, H), cp.float32)
-        dh_rec, dc, dc_prev = cp.zeros((R, H), cp.float32), cp.zeros((R, H), cp.float32), cp.empty((R, H), cp.float32)
+        dc, dc_prev = cp.zeros((R, H), cp.float32), cp.empty((R, H), cp.float32)
         step = self.kernel("lstm", "lstm_step_backward")
+        grid, block = lstm_backward_launch(R, H)
         dh_above = cp.ascontiguousarray(dh_above)
-        for t in range(L - 1, -1, -1):
-            step((_blocks(R * H, 256),), (256,),
-                 (dh_above[t], dh_rec, dc, gates[t], c[t], c[t - 1] if t else zeros,
-                  mask if mask is not None else zeros, dpre[t], dc_prev, np.int32(R), np.int32(H),
-                  np.int32(self.act), np.int32(mask is not None)))
-            if t:
-                dh_rec = dpre[t] @ W_h  # (R, H), cuBLAS
+        for t in range(L - 1, -1, -1):  # dh from step t+1 = dpre[t+1] W_h, inside the kernel
+            has_next = t + 1 < L
+            step(grid, block,
+                 (dh_above[t], dpre[t + 1] if has_next else dpre[t], W_h, dc, gates[t], c[t],
+                  c[t - 1] if t else zeros, mask if mask is not None else zeros, dpre[t], dc_prev,
+                  np.int32(R), np.int32(H), np.int32(self.act), np.int32(mask is not None),
+                  np.int32(has_next)))
             dc, dc_prev = dc_prev, dc
         dflat = dpre.reshape(L * R, 4 * H)
         gW[:, :I] = dflat.T @ x.reshape(L * R, I)
@@ -341,7 +356,7 @@ class DeviceGenerator:
                 xproj = x @ W_x.T + b  # (R, 4H)
                 h_new, c_new = cp.empty_like(h[layer]), cp.empty_like(c[layer])
                 gates = cp.empty((R, 4 * H), cp.float32)
-                step((_blocks(H, TILE), _blocks(R, TILE)), (TILE, TILE),  # no mask: the last two
+                step(*lstm_forward_launch(R, H),  # no mask: the last two
                      (xproj, h[layer], c[layer], W_h, h[layer], h_new, c_new, gates, gates,  # go unread
                       np.int32(R), np.int32(H), act, np.int32(0)))
                 h[layer], c[layer] = h_new, c_new

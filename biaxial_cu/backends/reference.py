@@ -56,24 +56,26 @@ def lstm_step_forward(xproj_t, h_prev, c_prev, W_h, act):
     return h, c, np.concatenate([i, f, g, o], axis=1)
 
 
-def lstm_step_backward(dh, dc, gates, c, c_prev, W_h, act):
-    """Backward of lstm_step_forward.
+def lstm_step_backward(dh_above, dpre_next, dc_next, gates, c, c_prev, W_h, act):
+    """Backward of lstm_step_forward, as kernels/lstm.cu computes it.
 
-    dh (R, H): gradient reaching h (from above and from the next step); dc (R, H): from the
-    next step's cell. Returns dpre (R, 4H) (gradient of the gate pre-activations),
-    dh_prev (R, H) and dc_prev (R, H).
+    dh_above (R, H): gradient reaching h from above; dpre_next (R, 4H) or None: the next step's
+    gate gradients, which reach h through the recurrence (dpre_next W_h); dc_next (R, H): from
+    the next step's cell. Returns dpre (R, 4H) (gradient of the gate pre-activations, that is
+    of xproj_t) and dc_prev (R, H).
     """
-    H = dh.shape[1]
+    H = dh_above.shape[1]
+    dh = dh_above if dpre_next is None else dh_above + dpre_next @ W_h  # (R, H)
     i, f, g, o = (gates[:, k * H:(k + 1) * H] for k in range(4))
     tanh_c = np.tanh(c)
-    dc = dc + dh * o * (1.0 - tanh_c * tanh_c)  # (R, H)
+    dc = dc_next + dh * o * (1.0 - tanh_c * tanh_c)  # (R, H)
     dpre = np.concatenate([
         dc * g * i * (1.0 - i),
         dc * c_prev * f * (1.0 - f),
         dc * i * cell_act_grad(g, act),
         dh * tanh_c * o * (1.0 - o),
     ], axis=1)  # (R, 4H)
-    return dpre, dpre @ W_h, dc * f
+    return dpre, dc * f
 
 
 # ----------------------------------------------------------------------------- LSTM layer
@@ -106,13 +108,13 @@ def lstm_layer_backward(dh_all, cache, W, act):
     H = W.shape[0] // 4
     W_x, W_h = W[:, :I], W[:, I:]
     dpre_all = np.empty((L, R, 4 * H), dtype=x.dtype)
-    dh = np.zeros((R, H), dtype=x.dtype)
     dc = np.zeros((R, H), dtype=x.dtype)
     zeros = np.zeros((R, H), dtype=x.dtype)
     for t in range(L - 1, -1, -1):
         c_prev = c_all[t - 1] if t > 0 else zeros
-        dpre_all[t], dh, dc = lstm_step_backward(dh_all[t] + dh, dc, gates_all[t], c_all[t],
-                                                 c_prev, W_h, act)
+        dpre_next = dpre_all[t + 1] if t + 1 < L else None
+        dpre_all[t], dc = lstm_step_backward(dh_all[t], dpre_next, dc, gates_all[t], c_all[t],
+                                             c_prev, W_h, act)
     h_prev_all = np.concatenate([zeros[None], h_all[:-1]], axis=0)  # (L, R, H)
     dpre_flat = dpre_all.reshape(L * R, 4 * H)
     dW = np.concatenate([dpre_flat.T @ x.reshape(L * R, I),
