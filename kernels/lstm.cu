@@ -7,48 +7,55 @@
 //   backward  dh  = dh_above + dpre_{t+1} W_h       (R, H),  then the cell's backward
 // Each is a register-blocked GEMM whose epilogue is the cell, so gate pre-activations and
 // recurrent gradients never go through global memory.
-// Forward: a thread owns FWD_RPT rows x 1 unit x the 4 gates of that unit (rows j, H+j, 2H+j,
-// 3H+j of W_h): 32 accumulators, and per k it reads FWD_RPT h values (the same for the whole
-// warp: broadcast) and 4 W values (32 consecutive units: no bank conflict) for 32 FMAs.
-// Backward: a thread owns BWD_RPT rows x BWD_UPT units (j = tile + tx + 32u): 16 accumulators
-// over k in 0..4H, BWD_RPT broadcast reads and BWD_UPT conflict-free reads per k.
+// Forward: a thread owns FWD_RPT = 8 rows x 1 unit x the 4 gates of that unit (rows j, H+j,
+// 2H+j, 3H+j of W_h): 32 accumulators. Per k it reads 8 h values (the same for the whole warp,
+// a broadcast, as two 16-byte loads) and 4 W values (32 consecutive units: no bank conflict)
+// for 32 FMAs.
+// Backward: a thread owns BWD_RPT = 4 rows x BWD_UPT = 2 units (j = tile + tx + 32u): 8
+// accumulators over k in 0..4H; per k one 16-byte broadcast and 2 conflict-free reads for 8
+// FMAs. Fewer outputs per thread than forward because there are 4x fewer outputs (R x H, not
+// R x 4H) to spread over the GPU: the time stack's step is 125 blocks of 8 warps.
 // Both stage k in chunks of TK through shared memory and fetch the next chunk into registers
 // while the current one is multiplied (one pair of barriers per chunk). The sums run over k in
 // order, one fused multiply-add at a time, like the twin's float32 dot product up to rounding.
-// Registers (NVRTC 13, sm_90, ptxas -v): forward 214, backward 96, no spills; capping the
-// forward at 128 (4 blocks per SM) spills 224 bytes, so it is left uncapped: 2 blocks of 128
-// threads per SM, which still holds the time stack's 250 blocks (R 780, H 300) in one wave.
+// Registers (NVRTC 13, sm_90, ptxas -v): forward 214, backward 63, no spills. Capping the
+// forward at 128 (4 blocks per SM) spills 224 bytes, so it is left uncapped: 2 blocks of 4
+// warps per SM, which holds the time stack's 250 blocks (R 780, H 300) in one wave.
+// None of this has been timed on a GPU yet: the tile shapes are the first thing to revisit
+// with bench/profile.py.
 // Why not a persistent kernel with W_h resident on chip: in the time stack each step is a
 // 780 x 300 x 1200 GEMM (0.56 GFLOP), so launch latency (a few us) is small against the step,
 // and a grid-wide barrier between steps would tie us to cooperative launch, which the CPU
 // harness cannot run.
 #include "common.cuh"
 
-#define TJ 32        // units per warp row: blockDim.x
-#define TY 4         // row groups: blockDim.y
+#define TJ 32        // units per warp: blockDim.x of both kernels
 #define TK 16        // k per shared-memory chunk
-#define FWD_RPT 8    // forward: rows per thread; a block covers TY*FWD_RPT rows x TJ units
-#define BWD_RPT 8    // backward: rows per thread; a block covers TY*BWD_RPT rows x TJ*BWD_UPT units
+#define FWD_TY 4     // forward: blockDim.y; a thread owns FWD_RPT rows, a block FWD_ROWS x TJ units
+#define FWD_RPT 8
+#define BWD_TY 8     // backward: blockDim.y; a thread owns BWD_RPT rows x BWD_UPT units
+#define BWD_RPT 4
 #define BWD_UPT 2
-#define FWD_ROWS (TY * FWD_RPT)
-#define BWD_ROWS (TY * BWD_RPT)
+#define FWD_ROWS (FWD_TY * FWD_RPT)
+#define FWD_NT (TJ * FWD_TY)  // threads per block
+#define BWD_ROWS (BWD_TY * BWD_RPT)
 #define BWD_UNITS (TJ * BWD_UPT)
-#define NT (TJ * TY)  // threads per block
+#define BWD_NT (TJ * BWD_TY)
 
 // Forward chunk k0..k0+TK-1, fetched into registers (zeros outside the matrices): this thread's
-// FWD_ROWS*TK/NT values of h_prev rows r0.. and 4*TJ*TK/NT of W_h rows g*H + j0.. (4 gates).
+// FWD_ROWS*TK/FWD_NT values of h_prev rows r0.. and 4*TJ*TK/FWD_NT of W_h rows g*H + j0.. (4 gates).
 // Element e of a tile is (e / TK, e % TK): consecutive threads read consecutive k.
-__device__ __forceinline__ void fwd_fetch(float (&h_next)[FWD_ROWS * TK / NT], float (&w_next)[4 * TJ * TK / NT],
+__device__ __forceinline__ void fwd_fetch(float (&h_next)[FWD_ROWS * TK / FWD_NT], float (&w_next)[4 * TJ * TK / FWD_NT],
                                           const float* __restrict__ h_prev, const float* __restrict__ W_h,
                                           int R, int H, int r0, int j0, int k0, int tid) {
 #pragma unroll
-  for (int i = 0; i < FWD_ROWS * TK / NT; ++i) {
-    int e = tid + i * NT, r = r0 + e / TK, k = k0 + e % TK;
+  for (int i = 0; i < FWD_ROWS * TK / FWD_NT; ++i) {
+    int e = tid + i * FWD_NT, r = r0 + e / TK, k = k0 + e % TK;
     h_next[i] = r < R && k < H ? h_prev[(size_t)r * H + k] : 0.0f;
   }
 #pragma unroll
-  for (int i = 0; i < 4 * TJ * TK / NT; ++i) {
-    int e = tid + i * NT, gj = e / TK, k = k0 + e % TK, j = j0 + gj % TJ;
+  for (int i = 0; i < 4 * TJ * TK / FWD_NT; ++i) {
+    int e = tid + i * FWD_NT, gj = e / TK, k = k0 + e % TK, j = j0 + gj % TJ;
     w_next[i] = j < H && k < H ? W_h[((size_t)(gj / TJ) * H + j) * H + k] : 0.0f;
   }
 }
@@ -58,7 +65,7 @@ __device__ __forceinline__ void fwd_fetch(float (&h_next)[FWD_ROWS * TK / NT], f
 // (written only when use_mask; the next layer reads h itself otherwise).
 // gates may be xproj_t itself (in place: thread (r, j) alone reads and writes the entries j,
 // H+j, 2H+j, 3H+j of row r), which saves the (L, R, 4H) projection buffer.
-// Block (TJ, TY); grid (ceil(H / TJ), ceil(R / FWD_ROWS)).
+// Block (TJ, FWD_TY); grid (ceil(H / TJ), ceil(R / FWD_ROWS)).
 extern "C" __global__ void lstm_step_forward(const float* xproj_t,
                                              const float* __restrict__ h_prev,
                                              const float* __restrict__ c_prev,
@@ -67,24 +74,24 @@ extern "C" __global__ void lstm_step_forward(const float* xproj_t,
                                              float* __restrict__ h, float* __restrict__ c,
                                              float* gates, float* __restrict__ h_out,
                                              int R, int H, int act, int use_mask) {
-  __shared__ float h_s[TK][FWD_ROWS + 4];  // (k, row): +4 keeps the chunk stores 2-way at most
+  __shared__ __align__(16) float h_s[TK][FWD_ROWS + 4];  // (k, row): +4 keeps the chunk stores 2-way at most
   __shared__ float w_s[TK][4 * TJ + 2];    // (k, gate * TJ + unit): +2 makes the stores conflict-free
   int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TJ + tx;
   int j0 = blockIdx.x * TJ, r0 = blockIdx.y * FWD_ROWS;
-  float h_next[FWD_ROWS * TK / NT], w_next[4 * TJ * TK / NT];  // the next chunk, in registers
+  float h_next[FWD_ROWS * TK / FWD_NT], w_next[4 * TJ * TK / FWD_NT];  // the next chunk, in registers
   float acc[FWD_RPT][4];
   for (int m = 0; m < FWD_RPT; ++m)
     for (int g = 0; g < 4; ++g) acc[m][g] = 0.0f;
   fwd_fetch(h_next, w_next, h_prev, W_h, R, H, r0, j0, 0, tid);
   for (int k0 = 0; k0 < H; k0 += TK) {
 #pragma unroll
-    for (int i = 0; i < FWD_ROWS * TK / NT; ++i) {
-      int e = tid + i * NT;
+    for (int i = 0; i < FWD_ROWS * TK / FWD_NT; ++i) {
+      int e = tid + i * FWD_NT;
       h_s[e % TK][e / TK] = h_next[i];
     }
 #pragma unroll
-    for (int i = 0; i < 4 * TJ * TK / NT; ++i) {
-      int e = tid + i * NT;
+    for (int i = 0; i < 4 * TJ * TK / FWD_NT; ++i) {
+      int e = tid + i * FWD_NT;
       w_s[e % TK][e / TK] = w_next[i];
     }
     __syncthreads();
@@ -129,18 +136,18 @@ extern "C" __global__ void lstm_step_forward(const float* xproj_t,
 }
 
 // Backward chunk k0..k0+TK-1 of the 4H dimension, into registers (zeros outside): this thread's
-// BWD_ROWS*TK/NT values of dpre_next rows r0.. and BWD_UNITS*TK/NT of W_h rows k0.. (units j0..).
-__device__ __forceinline__ void bwd_fetch(float (&d_next)[BWD_ROWS * TK / NT], float (&w_next)[BWD_UNITS * TK / NT],
+// BWD_ROWS*TK/BWD_NT values of dpre_next rows r0.. and BWD_UNITS*TK/BWD_NT of W_h rows k0.. (units j0..).
+__device__ __forceinline__ void bwd_fetch(float (&d_next)[BWD_ROWS * TK / BWD_NT], float (&w_next)[BWD_UNITS * TK / BWD_NT],
                                           const float* __restrict__ dpre_next, const float* __restrict__ W_h,
                                           int R, int H, int K, int r0, int j0, int k0, int tid) {
 #pragma unroll
-  for (int i = 0; i < BWD_ROWS * TK / NT; ++i) {
-    int e = tid + i * NT, r = r0 + e / TK, k = k0 + e % TK;
+  for (int i = 0; i < BWD_ROWS * TK / BWD_NT; ++i) {
+    int e = tid + i * BWD_NT, r = r0 + e / TK, k = k0 + e % TK;
     d_next[i] = r < R && k < K ? dpre_next[(size_t)r * K + k] : 0.0f;
   }
 #pragma unroll
-  for (int i = 0; i < BWD_UNITS * TK / NT; ++i) {
-    int e = tid + i * NT, k = k0 + e / BWD_UNITS, j = j0 + e % BWD_UNITS;
+  for (int i = 0; i < BWD_UNITS * TK / BWD_NT; ++i) {
+    int e = tid + i * BWD_NT, k = k0 + e / BWD_UNITS, j = j0 + e % BWD_UNITS;
     w_next[i] = j < H && k < K ? W_h[(size_t)k * H + j] : 0.0f;
   }
 }
@@ -151,7 +158,7 @@ __device__ __forceinline__ void bwd_fetch(float (&d_next)[BWD_ROWS * TK / NT], f
 // dc_next (R, H): from the next step's cell. gates (R, 4H), c, c_prev (R, H): this step's.
 // -> dpre (R, 4H) for gates i, f, g, o; dc_prev (R, H). dpre may be gates itself (in place,
 // as in the forward kernel), so the backward pass needs no second (L, R, 4H) buffer.
-// Block (TJ, TY); grid (ceil(H / BWD_UNITS), ceil(R / BWD_ROWS)).
+// Block (TJ, BWD_TY); grid (ceil(H / BWD_UNITS), ceil(R / BWD_ROWS)).
 extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above,
                                               const float* __restrict__ dpre_next,
                                               const float* __restrict__ W_h,
@@ -162,25 +169,25 @@ extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above
                                               const float* __restrict__ mask,
                                               float* dpre, float* __restrict__ dc_prev,
                                               int R, int H, int act, int use_mask, int has_next) {
-  __shared__ float d_s[TK][BWD_ROWS + 4];  // (k, row) of dpre_next
+  __shared__ __align__(16) float d_s[TK][BWD_ROWS + 4];  // (k, row) of dpre_next
   __shared__ float w_s[TK][BWD_UNITS];     // (k, unit) of W_h: stored along units, no conflict
   int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TJ + tx;
   int j0 = blockIdx.x * BWD_UNITS, r0 = blockIdx.y * BWD_ROWS;
   int K = has_next ? 4 * H : 0;
-  float d_next[BWD_ROWS * TK / NT], w_next[BWD_UNITS * TK / NT];
+  float d_next[BWD_ROWS * TK / BWD_NT], w_next[BWD_UNITS * TK / BWD_NT];
   float acc[BWD_RPT][BWD_UPT];
   for (int m = 0; m < BWD_RPT; ++m)
     for (int u = 0; u < BWD_UPT; ++u) acc[m][u] = 0.0f;
   if (K) bwd_fetch(d_next, w_next, dpre_next, W_h, R, H, K, r0, j0, 0, tid);
   for (int k0 = 0; k0 < K; k0 += TK) {
 #pragma unroll
-    for (int i = 0; i < BWD_ROWS * TK / NT; ++i) {
-      int e = tid + i * NT;
+    for (int i = 0; i < BWD_ROWS * TK / BWD_NT; ++i) {
+      int e = tid + i * BWD_NT;
       d_s[e % TK][e / TK] = d_next[i];
     }
 #pragma unroll
-    for (int i = 0; i < BWD_UNITS * TK / NT; ++i) {
-      int e = tid + i * NT;
+    for (int i = 0; i < BWD_UNITS * TK / BWD_NT; ++i) {
+      int e = tid + i * BWD_NT;
       w_s[e / BWD_UNITS][e % BWD_UNITS] = w_next[i];
     }
     __syncthreads();

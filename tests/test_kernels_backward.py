@@ -62,9 +62,10 @@ def test_lstm_tiles_match_the_kernel_defines():
 
     src = (ROOT / "kernels" / "lstm.cu").read_text()
     d = {m[0]: int(m[1]) for m in re.findall(r"#define (\w+) (\d+)", src)}
-    assert cuda.LSTM_BLOCK == (d["TJ"], d["TY"])
-    assert (cuda.FWD_ROWS, cuda.FWD_UNITS) == (d["TY"] * d["FWD_RPT"], d["TJ"])
-    assert (cuda.BWD_ROWS, cuda.BWD_UNITS) == (d["TY"] * d["BWD_RPT"], d["TJ"] * d["BWD_UPT"])
+    assert cuda.FWD_BLOCK == (d["TJ"], d["FWD_TY"])
+    assert (cuda.FWD_ROWS, cuda.FWD_UNITS) == (d["FWD_TY"] * d["FWD_RPT"], d["TJ"])
+    assert cuda.BWD_BLOCK == (d["TJ"], d["BWD_TY"])
+    assert (cuda.BWD_ROWS, cuda.BWD_UNITS) == (d["BWD_TY"] * d["BWD_RPT"], d["TJ"] * d["BWD_UPT"])
 
 
 def test_output_loss_backward_matches_twin():

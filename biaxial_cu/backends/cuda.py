@@ -24,11 +24,10 @@ KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
 TRAINS = True
 N_NOTES = 78
 N_FEATURES = 80
-# lstm.cu's tiles: blocks of (TJ, TY) threads; a forward block covers FWD_ROWS rows x TJ units,
-# a backward block BWD_ROWS rows x BWD_UNITS units (tests check these against the #defines).
-LSTM_BLOCK = (32, 4)
-FWD_ROWS, FWD_UNITS = 32, 32
-BWD_ROWS, BWD_UNITS = 32, 64
+# lstm.cu's tiles (a test checks them against its #defines): a forward block of FWD_BLOCK threads
+# covers FWD_ROWS rows x FWD_UNITS units, a backward block of BWD_BLOCK threads BWD_ROWS x BWD_UNITS.
+FWD_BLOCK, FWD_ROWS, FWD_UNITS = (32, 4), 32, 32
+BWD_BLOCK, BWD_ROWS, BWD_UNITS = (32, 8), 32, 64
 LOSS_THREADS = 256  # output_loss.cu
 ACTS = {"identity": 0, "tanh": 1}
 
@@ -81,12 +80,12 @@ def _blocks(n, size):
 
 def lstm_forward_launch(R, H):
     """(grid, block) of lstm_step_forward for R rows of H units."""
-    return (_blocks(H, FWD_UNITS), _blocks(R, FWD_ROWS)), LSTM_BLOCK
+    return (_blocks(H, FWD_UNITS), _blocks(R, FWD_ROWS)), FWD_BLOCK
 
 
 def lstm_backward_launch(R, H):
     """(grid, block) of lstm_step_backward for R rows of H units."""
-    return (_blocks(H, BWD_UNITS), _blocks(R, BWD_ROWS)), LSTM_BLOCK
+    return (_blocks(H, BWD_UNITS), _blocks(R, BWD_ROWS)), BWD_BLOCK
 
 
 class CudaBackend:

@@ -72,7 +72,9 @@ def parse_kernels(source):
     return kernels
 
 
-SHARED_DECL = re.compile(r"(?<!extern )__shared__\s+([\w\s:]+?)\s+(\w+)\s*((?:\[[^\]]+\])*)\s*;")
+# `__align__(N)` (N <= 16) is accepted and dropped: the arena places every array at 16 bytes.
+SHARED_DECL = re.compile(r"(?<!extern )__shared__\s+(?:__align__\s*\(\s*(?:4|8|16)\s*\)\s*)?"
+                         r"([\w\s:]+?)\s+(\w+)\s*((?:\[[^\]]+\])*)\s*;")
 EXTERN_SHARED = re.compile(r"extern\s+__shared__\s+(?:__align__\s*\(\s*\d+\s*\)\s*)?([\w\s:]+?)\s+(\w+)\s*\[\s*\]\s*;")
 
 
