@@ -3,6 +3,7 @@ import json
 import platform
 import shutil
 import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -73,6 +74,25 @@ def train_flops(batch, seq_len, t_sizes=(300, 300), p_sizes=(100, 50)):
         macs += batch * steps * 78 * 4 * H * (I + H)
     macs += batch * steps * 78 * 2 * p_sizes[-1]
     return 3 * 2 * macs
+
+
+def peak_fractions(tflops_per_s, device):
+    """Achieved TFLOP/s as fractions of the device's dense fp32 and TF32 peaks (None if unknown)."""
+    peaks = next((v for k, v in PEAKS_TFLOPS.items() if k in str(device)), None)
+    if not peaks:
+        return {}
+    return {f"fraction_of_{kind}_peak": tflops_per_s / peak for kind, peak in peaks.items()}
+
+
+def run_peer(args, timeout=420):
+    """The peer's one JSON line, or {"skipped": why} (a failure or a time-out is recorded, not raised)."""
+    try:
+        p = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"skipped": f"peer timed out after {timeout} s: {' '.join(map(str, args[1:]))}"}
+    if p.returncode:
+        return {"skipped": f"peer failed (exit {p.returncode}): {p.stderr[-800:]}"}
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def finish(name, result, results_dir=None):

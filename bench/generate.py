@@ -4,8 +4,6 @@
     python bench/generate.py --quick                             # CPU only
 """
 import argparse
-import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -13,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, finish  # noqa: E402
+from common import environment, finish, run_peer  # noqa: E402
 
 from biaxial_cu import Model  # noqa: E402
 from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
@@ -43,11 +41,7 @@ def main():
     reason = cuda_unavailable_reason()
     result["cuda"] = {"skipped": reason} if reason else {k: ours("cuda", k, steps, sizes) for k in (1, 64)}
     if a.peer and not reason:
-        result["peer"] = {}
-        for k in (1, 64):
-            p = subprocess.run([sys.executable, a.peer, "generate", "--steps", str(steps), "--pieces", str(k)],
-                               capture_output=True, text=True)
-            result["peer"][k] = json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0 else {"skipped": p.stderr[-500:]}
+        result["peer"] = {k: run_peer([a.peer, "generate", "--steps", steps, "--pieces", k]) for k in (1, 64)}
     else:
         result["peer"] = {"skipped": "no --peer given" if not a.peer else f"no GPU: {reason}"}
     finish("generate", result, a.results_dir)

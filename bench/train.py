@@ -7,15 +7,13 @@ and the NumPy reference, in one process on one machine.
 The peer is run as it is (a subprocess per mode) and its JSON recorded verbatim.
 """
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, finish, time_calls, train_flops  # noqa: E402
+from common import environment, finish, peak_fractions, run_peer, time_calls, train_flops  # noqa: E402
 
 from biaxial_cu import Model  # noqa: E402
 from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
@@ -39,16 +37,13 @@ def ours(backend, batch, seq_len, iters, sizes):
         r["pool_bytes"] = int(cupy.get_default_memory_pool().total_bytes())
     flops = train_flops(batch, seq_len, *sizes)
     r.update(batch=batch, seq_len=seq_len, flops=flops, tflops_per_s=flops / (r["median_ms"] * 1e-3) / 1e12)
+    if backend == "cuda":
+        r.update(peak_fractions(r["tflops_per_s"], environment().get("device")))
     return r
 
 
 def peer(path, batch, seq_len, iters, mode):
-    cmd = [sys.executable, str(path), "train", "--batch", str(batch), "--seq-len", str(seq_len),
-           "--iters", str(iters), "--mode", mode]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode:
-        return {"skipped": f"peer failed: {p.stderr[-500:]}"}
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return run_peer([path, "train", "--batch", batch, "--seq-len", seq_len, "--iters", iters, "--mode", mode])
 
 
 def main():
@@ -75,8 +70,9 @@ def main():
     if not a.peer or not has_gpu:
         result["peer"] = {"skipped": "no --peer given" if not a.peer else "torch with a GPU is not available"}
     else:
-        result["peer"] = {f"{mode}-{b}": peer(a.peer, b, seq_len, a.iters, mode)
-                          for mode in ("eager", "graph", "compile") for b in batches}
+        # torch.compile takes minutes per shape: that mode runs for the first batch size only
+        runs = [(mode, b) for mode in ("eager", "graph") for b in batches] + [("compile", batches[0])]
+        result["peer"] = {f"{mode}-{b}": peer(a.peer, b, seq_len, a.iters, mode) for mode, b in runs}
     finish("train", result, a.results_dir)
 
 

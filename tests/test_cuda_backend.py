@@ -139,3 +139,40 @@ def test_device_compose_matches_numpy_compose():
         thr = p ** trace.conservativity[0, t - 1] if q == 0 else p
         assert abs(uniforms[k, t - 1, n, q] - thr) < 1e-5, (k, t, n, q)
     assert (got == want).mean() > 0.5
+
+
+def test_small_model_runs_every_kernel(real_batch):
+    """Every kernel once on small shapes, against the float64 reference: what compute-sanitizer
+    runs (bench/gpu_session.sh), fast enough under memcheck. Two layers per stack, dropout,
+    one Adadelta step, then a short composition on the device."""
+    from biaxial_cu.generate import compose
+
+    kw = dict(t_layer_sizes=(40, 24), p_layer_sizes=(20, 12), cell_activation="tanh", seed=5)
+    gpu, cpu = Model(backend="cuda", **kw), Model(backend="numpy", dtype="float64", **kw)
+    copy_params(gpu, cpu)
+    batch = real_batch[:2, :24]  # (2, 24, 78, 2)
+    masks = cpu.dropout_masks(*batch.shape[:2])
+    loss_gpu, grads_gpu = gpu.gradients(batch, masks)
+    loss_cpu, grads_cpu = cpu.gradients(batch, masks)
+    assert loss_gpu == pytest.approx(loss_cpu, rel=1e-5)
+    for name, want in grads_cpu.items():
+        np.testing.assert_allclose(grads_gpu[name].get(), want, rtol=1e-3, atol=1e-4 * np.abs(want).max(),
+                                   err_msg=name)
+    assert gpu.train_step(batch, masks) == pytest.approx(cpu.train_step(batch, masks), rel=1e-5)
+    for name, want in cpu.params.items():  # a first Adadelta step moves an entry by at most
+        # sqrt(1e-6 / 0.05) = 4.5e-3; atol 1e-5 is 0.2% of that
+        np.testing.assert_allclose(gpu.params[name].get(), want, rtol=1e-4, atol=1e-5, err_msg=name)
+    assert compose(gpu, np.zeros((2, 78, 2), np.uint8), 8, rng=0).shape == (2, 9, 78, 2)
+
+
+def test_original_configuration_trains_in_2_5_gb(real_batch):
+    """Issue 7's memory bound: the CuPy pool's size after a training step is its high-water mark
+    (the pool keeps freed blocks), i.e. everything the step ever held at once."""
+    import cupy
+
+    pool = cupy.get_default_memory_pool()
+    pool.free_all_blocks()
+    model = Model(backend="cuda", seed=0)
+    model.train_step(real_batch)
+    cupy.cuda.Device().synchronize()
+    assert pool.total_bytes() <= 2.5e9, pool.total_bytes()

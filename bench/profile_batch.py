@@ -1,0 +1,119 @@
+"""Where the time of one training batch goes, per kernel, on the cuda backend.
+
+    python bench/profile_batch.py [--batch 10] [--iters 5]       # on a GPU machine with torch
+
+CuPy's kernels, cuBLAS's and our own all run in the process's one CUDA context, so PyTorch's
+profiler (CUPTI underneath) sees every one of them; torch is used for nothing else. The result
+lists, per kernel name: launches per batch, GPU time per batch and its share, and sets the GPU's
+busy time against the wall time of a batch, which says whether the host (Python launching
+~1,000 kernels a batch) or the GPU is the limit. Without a GPU or torch it writes a result that
+says what was skipped.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import environment, finish  # noqa: E402
+
+from biaxial_cu import Model  # noqa: E402
+from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
+from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir  # noqa: E402
+
+
+def summarize_kernels(events, batches, wall_ms_per_batch):
+    """events: (kernel name, GPU microseconds) for every launch over `batches` batches.
+
+    Returns the per-kernel table (largest first) and the totals per batch.
+    """
+    table = {}
+    for name, us in events:
+        row = table.setdefault(name, {"kernel": name, "launches": 0, "gpu_us": 0.0})
+        row["launches"] += 1
+        row["gpu_us"] += us
+    gpu_us = sum(row["gpu_us"] for row in table.values())
+    rows = []
+    for row in sorted(table.values(), key=lambda r: -r["gpu_us"]):
+        rows.append({"kernel": row["kernel"], "launches_per_batch": row["launches"] / batches,
+                     "gpu_ms_per_batch": row["gpu_us"] / batches / 1e3,
+                     "us_per_launch": row["gpu_us"] / row["launches"],
+                     "share": row["gpu_us"] / gpu_us if gpu_us else 0.0})
+    gpu_ms = gpu_us / batches / 1e3
+    totals = {"wall_ms_per_batch": wall_ms_per_batch, "gpu_busy_ms_per_batch": gpu_ms,
+              "launches_per_batch": sum(r["launches"] for r in table.values()) / batches,
+              "gpu_busy_fraction": gpu_ms / wall_ms_per_batch if wall_ms_per_batch else None}
+    return rows, totals
+
+
+def markdown(rows, totals, top=12):
+    """The table bench/README.md quotes."""
+    lines = [f"wall {totals['wall_ms_per_batch']:.2f} ms per batch, GPU busy {totals['gpu_busy_ms_per_batch']:.2f} ms "
+             f"({100 * (totals['gpu_busy_fraction'] or 0):.0f}%), {totals['launches_per_batch']:.0f} launches",
+             "", "| kernel | launches | ms per batch | us per launch | share |", "| --- | ---: | ---: | ---: | ---: |"]
+    for r in rows[:top]:
+        name = r["kernel"] if len(r["kernel"]) <= 60 else r["kernel"][:57] + "..."
+        lines.append(f"| `{name}` | {r['launches_per_batch']:.0f} | {r['gpu_ms_per_batch']:.3f} | "
+                     f"{r['us_per_launch']:.1f} | {100 * r['share']:.1f}% |")
+    return "\n".join(lines)
+
+
+def kernel_events(prof):
+    """(name, us) of every GPU activity (kernels, copies, sets) the torch profiler saw."""
+    from torch.autograd import DeviceType
+
+    return [(e.name, float(e.time_range.elapsed_us())) for e in prof.events() if e.device_type == DeviceType.CUDA]
+
+
+def profile(batch_size, iters):
+    import cupy
+    import torch
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    model = Model(backend="cuda", seed=0)
+    batch = sample_batch(load_pieces(shipped_corpus_dir()), batch_size, 128, np.random.default_rng(0))
+    sync = cupy.cuda.Device().synchronize
+    for _ in range(3):
+        model.train_step(batch)
+    sync()
+    t = time.perf_counter()
+    for _ in range(iters):
+        model.train_step(batch)
+    sync()
+    wall_ms = (time.perf_counter() - t) * 1e3 / iters
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            model.train_step(batch)
+        sync()
+    torch.cuda.synchronize()
+    rows, totals = summarize_kernels(kernel_events(prof), iters, wall_ms)
+    return {"batch": batch_size, "iters": iters, "totals": totals, "kernels": rows,
+            "markdown": markdown(rows, totals)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=10)
+    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--results-dir")
+    a = ap.parse_args()
+    result = {"benchmark": "profile", "environment": environment()}
+    reason = cuda_unavailable_reason()
+    if not reason:
+        try:
+            import torch.profiler  # noqa: F401
+        except ImportError as e:
+            reason = f"torch.profiler is not available ({e})"
+    if reason:
+        result["cuda"] = {"skipped": reason}
+    else:
+        result["cuda"] = profile(a.batch, a.iters)
+        print(result["cuda"]["markdown"])
+    finish("profile", result, a.results_dir)
+
+
+if __name__ == "__main__":
+    main()
