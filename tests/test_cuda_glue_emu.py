@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from biaxial_cu import Model
+from biaxial_cu.backends import reference as ref
 from biaxial_cu.backends.cuda import CudaBackend
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +71,10 @@ def test_device_masks_are_seeded_and_shaped():
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
         assert set(np.unique(a[k])) <= {0.0, 2.0}
+    flat = np.concatenate([a[k].ravel() for k in ("time.0", "time.1", "pitch.0", "pitch.1")])
+    np.testing.assert_array_equal(flat, ref.dropout_mask_hash(123, flat.size, 0.5))  # bit for bit
+    c = dev.dropout_masks(2, 4, 0.5, 124)
+    assert any((a[k] != c[k]).any() for k in a)  # another seed, other masks
 
 
 def test_device_generator_matches_cpu_compose():

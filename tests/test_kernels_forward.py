@@ -108,3 +108,16 @@ def test_output_loss_forward_matches_twin():
     want_P, want_loss = ref.output_loss_forward(h, W, b, y)
     np.testing.assert_allclose(P, want_P, atol=ATOL, rtol=RTOL)
     assert partial.sum() == pytest.approx(want_loss, rel=1e-5)
+
+
+@pytest.mark.parametrize("seed,p", [(0, 0.5), (2**63 - 1, 0.25), (987654321, 0.0)])
+def test_dropout_mask_hash_matches_twin_bit_for_bit(seed, p):
+    n = 1000  # 4 blocks of 256, the last one partial
+    masks = np.full(n, np.nan, np.float32)
+    p32 = np.float32(p)
+    kernel("dropout").launch("dropout_mask_hash", blocks(n, 256), 256,
+                             [np.array([seed], np.uint64), masks, n, p32, np.float32(1) / (np.float32(1) - p32)])
+    want = ref.dropout_mask_hash(seed, n, p)
+    np.testing.assert_array_equal(masks, want)
+    kept = (want > 0).mean()
+    assert abs(kept - (1 - p)) < 4 * np.sqrt(p * (1 - p) / n) + 1e-9  # a fair coin, within 4 sigma

@@ -12,7 +12,8 @@ so CuPy's cache key covers the header too.
 Training: gradients come from the backward kernels (BPTT step by step, weight gradients as
 one GEMM per tensor over all steps); parameters, gradients and Adadelta's accumulators each
 live in one flat buffer so the optimiser is two launches for everything. Dropout masks are
-drawn on the device from a seed that Model.rng gives, so a resumed run continues exactly.
+drawn on the device by a counter-based hash of a seed that Model.rng gives (kernels/dropout.cu),
+so a resumed run continues exactly.
 """
 from pathlib import Path
 
@@ -114,6 +115,7 @@ class CudaBackend:
         for k, v in opt.items():
             self.opt[k][...] = cupy.asarray(v, dtype=cupy.float32)
         self.segment_offsets = cupy.asarray(segment_offsets(shapes), dtype=cupy.int32)  # (n_seg+1,)
+        self.seed = cupy.zeros(1, cupy.uint64)  # dropout seed, read by kernels/dropout.cu
 
     @staticmethod
     def _views(buf, shapes):
@@ -250,14 +252,27 @@ class CudaBackend:
     def parameters_finite(self):
         return bool(self.cp.isfinite(self.flat["param"]).all())
 
-    def dropout_masks(self, B, T, p, seed):
-        """Masks drawn on the device from a seed (taken from Model.rng, so runs resume exactly)."""
-        cp = self.cp
-        rng = cp.random.default_rng(seed)
+    def mask_shapes(self, B, T):
+        """{layer: (rows, H)}: one dropout mask row per sequence row (MODEL_SPEC 3)."""
         shapes = {f"time.{k}": (B * N_NOTES, H) for k, H in enumerate(self.config["t_layer_sizes"])}
         shapes.update({f"pitch.{k}": (B * (T - 1), H) for k, H in enumerate(self.config["p_layer_sizes"])})
-        return {k: (rng.random(s, dtype=cp.float32) >= p).astype(cp.float32) / cp.float32(1 - p)
-                for k, s in shapes.items()}
+        return shapes
+
+    def dropout_masks(self, B, T, p, seed):
+        """Every mask of a batch from one seed (taken from Model.rng, so runs resume exactly):
+        kernels/dropout.cu, one launch; the seed goes through device memory (self.seed)."""
+        self.seed[...] = seed
+        return self.draw_masks(B, T, p)
+
+    def draw_masks(self, B, T, p):
+        """Masks from the seed in self.seed: views of one flat buffer, element order = layer order."""
+        shapes = self.mask_shapes(B, T)
+        flat = self.cp.empty(sum(r * h for r, h in shapes.values()), self.cp.float32)
+        p32 = np.float32(p)
+        self.kernel("dropout", "dropout_mask_hash")(
+            (_blocks(flat.size, 256),), (256,),
+            (self.seed, flat, np.int32(flat.size), p32, np.float32(1) / (np.float32(1) - p32)))
+        return self._views(flat, shapes)
 
     def gradients(self, batch, masks):
         """(device loss scalar, {name: gradient view}); masks may be numpy or cupy arrays."""

@@ -125,6 +125,20 @@ def lstm_layer_backward(dh_all, cache, W, act):
 # ----------------------------------------------------------------------------- dropout
 
 
+def dropout_mask_hash(seed, n, p):
+    """kernels/dropout.cu's masks, bit for bit: (n,) float32, element i kept (= 1 / (1 - p)) when
+    the top 24 bits of splitmix64(seed + (i + 1) * golden) as a fraction are >= p."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + (np.arange(1, n + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(40)).astype(np.float32) * np.float32(1 / 16777216)
+    p32 = np.float32(p)
+    scale = np.float32(1) / (np.float32(1) - p32)
+    return np.where(u >= p32, scale, np.float32(0))
+
+
 def dropout_mask(rng, rows, H, p, dtype):
     """(rows, H) inverted-dropout mask: 0 or 1/(1-p), one per sequence row for all steps."""
     keep = rng.random((rows, H)) >= p
