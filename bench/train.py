@@ -20,9 +20,11 @@ from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
 from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir  # noqa: E402
 
 
-def ours(backend, batch, seq_len, iters, sizes):
+def ours(backend, batch, seq_len, iters, sizes, graphs=False):
     pieces = load_pieces(shipped_corpus_dir())
     model = Model(*sizes, backend=backend, seed=0)
+    if graphs:
+        model._impl.use_graphs = True  # as BIAXIAL_CU_CUDA_GRAPHS=1 does
     data = sample_batch(pieces, batch, seq_len, np.random.default_rng(0))
     sync = None
     if backend == "cuda":
@@ -34,7 +36,10 @@ def ours(backend, batch, seq_len, iters, sizes):
     if backend == "cuda":
         import cupy
 
-        r["pool_bytes"] = int(cupy.get_default_memory_pool().total_bytes())
+        r["pool_bytes"] = int(cupy.get_default_memory_pool().total_bytes())  # high-water mark
+        if graphs:
+            r["graph_pool_bytes"] = sum(int(g.pool.total_bytes()) for g in model._impl._graphs.values())
+            r["graphs_used"] = model._impl.use_graphs
     flops = train_flops(batch, seq_len, *sizes)
     r.update(batch=batch, seq_len=seq_len, flops=flops, tflops_per_s=flops / (r["median_ms"] * 1e-3) / 1e12)
     if backend == "cuda":
@@ -61,6 +66,8 @@ def main():
     reason = cuda_unavailable_reason()
     batches = [int(b) for b in a.batches.split(",")]
     result["cuda"] = {"skipped": reason} if reason else {b: ours("cuda", b, seq_len, a.iters, sizes) for b in batches}
+    result["cuda-graphs"] = {"skipped": reason} if reason else {
+        b: ours("cuda", b, seq_len, a.iters, sizes, graphs=True) for b in batches}
     try:
         import torch
 

@@ -262,8 +262,13 @@ class Model:
     def train_step(self, batch, masks=None):
         """One Adadelta step (MODEL_SPEC 5); returns the loss of the forward pass it used."""
         if self._impl is not None:  # everything stays on the device; one sync for the loss
-            loss, _ = self._impl.gradients(batch, self._masks_for(_check_batch(batch), masks))
-            self._impl.adadelta()
+            batch = _check_batch(batch)
+            if masks is None:  # masks drawn on the device from a seed (a CUDA graph can replay this)
+                seed = int(self.rng.integers(2**63)) if self.dropout > 0 else None
+                loss = self._impl.train_step(batch, self.dropout, seed)
+            else:
+                loss, _ = self._impl.gradients(batch, masks)
+                self._impl.adadelta()
             self.step += 1
             return float(loss)
         loss, grads = self.gradients(batch, masks)

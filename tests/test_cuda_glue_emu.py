@@ -120,3 +120,19 @@ def test_kernel_path_gradients_against_finite_differences():
             numeric = (up - down) / (2 * step)
             got = float(grads[name][idx])
             assert abs(got - numeric) / max(abs(numeric), abs(got), 1e-2) < 2e-3, (name, idx, got, numeric)
+
+
+def test_train_step_draws_hash_masks_and_matches_reference():
+    """CudaBackend.train_step (the path a CUDA graph captures): masks from the seed through
+    kernels/dropout.cu, gradients, Adadelta; against the reference given the same masks."""
+    model = Model((6, 5), (4, 3), dropout=0.5, cell_activation="tanh", backend="numpy", seed=4)
+    dev = emulated_backend(model)
+    S = small_batch(1, B=2, T=4)
+    flat = ref.dropout_mask_hash(77, sum(r * h for r, h in dev.mask_shapes(2, 4).values()), 0.5)
+    masks = dev._views(flat, dev.mask_shapes(2, 4))
+    loss = dev.train_step(S, 0.5, 77)
+    assert float(loss) == pytest.approx(model.train_step(S, masks), rel=1e-5)
+    for name in model.params:
+        np.testing.assert_allclose(dev.params[name], model.params[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    loss = dev.train_step(S, 0.5, None)  # no seed: no dropout
+    assert float(loss) == pytest.approx(model.train_step(S, {}), rel=1e-5)

@@ -15,12 +15,15 @@ live in one flat buffer so the optimiser is two launches for everything. Dropout
 drawn on the device by a counter-based hash of a seed that Model.rng gives (kernels/dropout.cu),
 so a resumed run continues exactly.
 """
+import logging
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ..nvrtc import BASE_OPTIONS
 
+log = logging.getLogger("biaxial_cu")
 KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
 TRAINS = True
 N_NOTES = 78
@@ -116,6 +119,8 @@ class CudaBackend:
             self.opt[k][...] = cupy.asarray(v, dtype=cupy.float32)
         self.segment_offsets = cupy.asarray(segment_offsets(shapes), dtype=cupy.int32)  # (n_seg+1,)
         self.seed = cupy.zeros(1, cupy.uint64)  # dropout seed, read by kernels/dropout.cu
+        self.use_graphs = os.environ.get("BIAXIAL_CU_CUDA_GRAPHS", "0") == "1"  # see train_step
+        self._graphs = {}  # (B, T, p) -> StepGraph
 
     @staticmethod
     def _views(buf, shapes):
@@ -180,10 +185,13 @@ class CudaBackend:
              np.int32(M), np.int32(Hp)))
         return P, partial.sum()
 
-    def forward(self, batch, masks=None):
-        """The whole forward pass on the device: (device loss scalar, caches)."""
+    def to_device(self, batch):
+        """(B, T, 78, 2) host batch -> uint8 device array."""
+        return self.cp.asarray(np.ascontiguousarray(batch, dtype=np.uint8))
+
+    def forward(self, S, masks=None):
+        """The whole forward pass of a device batch S: (device loss scalar, caches)."""
         p = self.params
-        S = self.cp.asarray(np.ascontiguousarray(batch, dtype=np.uint8))
         x = self.note_inputs(S)
         caches = {}
         for k in range(len(self.config["t_layer_sizes"])):
@@ -247,7 +255,7 @@ class CudaBackend:
     # ------------------------------------------------------------------ Model's interface
 
     def loss(self, batch):
-        return float(self.forward(batch)[0])
+        return float(self.forward(self.to_device(batch))[0])
 
     def parameters_finite(self):
         return bool(self.cp.isfinite(self.flat["param"]).all())
@@ -275,12 +283,16 @@ class CudaBackend:
         return self._views(flat, shapes)
 
     def gradients(self, batch, masks):
-        """(device loss scalar, {name: gradient view}); masks may be numpy or cupy arrays."""
+        """(device loss scalar, {name: gradient view}) of a host batch; masks numpy or cupy."""
         cp = self.cp
         if masks:
             masks = {k: cp.ascontiguousarray(cp.asarray(v, dtype=cp.float32)) for k, v in masks.items()}
-        loss, (caches, x, P, y) = self.forward(batch, masks)
-        B = batch.shape[0]
+        return self.device_gradients(self.to_device(batch), masks)
+
+    def device_gradients(self, S, masks):
+        """gradients of a device batch S (B, T, 78, 2) with device masks (or None)."""
+        loss, (caches, x, P, y) = self.forward(S, masks)
+        B = S.shape[0]
         g, p = self.grads, self.params
         dlogits = self.output_loss_backward(P, y).reshape(-1, 2)  # (78*R, 2)
         Hp = x.shape[-1]
@@ -298,6 +310,36 @@ class CudaBackend:
                                           g[f"{name}.W"], g[f"{name}.b"])
         return loss, g
 
+    def train_step(self, batch, p, seed):
+        """Forward, backward and Adadelta of a host batch, masks drawn from seed (None: no
+        dropout): the loss as a device scalar.
+
+        With use_graphs, the first step of a batch shape runs as usual (compiling and warming
+        everything), then is captured as a CUDA graph that every later step of that shape
+        replays: one launch for the ~1,000 kernels of a step, no Python per launch."""
+        if seed is not None:
+            self.seed[...] = seed
+        p = p if seed is not None else 0.0
+        key = batch.shape[:2] + (p,)
+        if self.use_graphs and key in self._graphs:
+            return self._graphs[key].replay(batch)
+        loss = self.device_step(self.to_device(batch), p)
+        if self.use_graphs:
+            try:
+                self._graphs[key] = StepGraph(self, batch.shape[0], batch.shape[1], p)
+            except Exception as e:  # a CuPy or driver without capture: keep training without graphs
+                log.warning("CUDA graph capture failed (%s: %s); training goes on without graphs",
+                            type(e).__name__, e)
+                self.use_graphs = False
+        return loss
+
+    def device_step(self, S, p):
+        """One training step of a device batch; the masks come from self.seed when p > 0."""
+        B, T = S.shape[:2]
+        loss, _ = self.device_gradients(S, self.draw_masks(B, T, p) if p > 0 else None)
+        self.adadelta()
+        return loss
+
     def adadelta(self, rho=0.95, eps=1e-6, max_norm=5.0):
         """Clip per segment and update every parameter from self.grads: two launches."""
         cp = self.cp
@@ -309,6 +351,36 @@ class CudaBackend:
             (_blocks(n, 256),), (256,),
             (self.flat["param"], self.flat["grad"], self.flat["Eg"], self.flat["Ex"], self.segment_offsets, sq,
              np.int32(n_seg), np.int32(n), np.float32(rho), np.float32(eps), np.float32(max_norm)))
+
+
+class StepGraph:
+    """One training step of a fixed batch shape, captured as a CUDA graph (CuPy stream capture).
+
+    Its inputs are the batch in self.S and the dropout seed in backend.seed, both written on
+    the current stream before each replay. Every buffer the step allocates comes from a private
+    memory pool that nothing else draws from, so the addresses baked into the graph stay
+    valid, and untouched by other work, between replays.
+    """
+
+    def __init__(self, backend, B, T, p):
+        cp = self.cp = backend.cp
+        self.pool = cp.cuda.MemoryPool()
+        stream = cp.cuda.Stream(non_blocking=True)
+        with cp.cuda.using_allocator(self.pool.malloc):
+            self.S = cp.zeros((B, T, N_NOTES, 2), cp.uint8)  # (B, T, 78, 2)
+            cp.cuda.Device().synchronize()  # the capture stream does not wait for the others
+            with stream:
+                stream.begin_capture()
+                try:
+                    self.loss = backend.device_step(self.S, p)  # recorded, not run
+                finally:
+                    self.graph = stream.end_capture()
+        cp.get_default_memory_pool().free_all_blocks()  # what the eager steps cached
+
+    def replay(self, batch):
+        self.S.set(np.ascontiguousarray(batch, dtype=np.uint8))
+        self.graph.launch(stream=self.cp.cuda.get_current_stream())
+        return self.loss
 
 
 def segment_offsets(shapes):
