@@ -42,21 +42,39 @@
 #define BWD_UNITS (TJ * BWD_UPT)
 #define BWD_NT (TJ * BWD_TY)
 
-// Forward chunk k0..k0+TK-1, fetched into registers (zeros outside the matrices): this thread's
-// FWD_ROWS*TK/FWD_NT values of h_prev rows r0.. and 4*TJ*TK/FWD_NT of W_h rows g*H + j0.. (4 gates).
-// Element e of a tile is (e / TK, e % TK): consecutive threads read consecutive k.
-__device__ __forceinline__ void fwd_fetch(float (&h_next)[FWD_ROWS * TK / FWD_NT], float (&w_next)[4 * TJ * TK / FWD_NT],
-                                          const float* __restrict__ h_prev, const float* __restrict__ W_h,
-                                          int R, int H, int r0, int j0, int k0, int tid) {
+// The row operand of both products, chunk by chunk: rows r0..r0+ROWS-1, columns k0..k0+TK-1 of
+// a row-major (R, K) matrix, into registers (zeros outside), the NT threads of a block sharing
+// the ROWS x TK tile: element e is (e / TK, e % TK), so consecutive threads read consecutive k.
+template <int ROWS, int NT>
+__device__ __forceinline__ void fetch_rows(float (&regs)[ROWS * TK / NT], const float* __restrict__ src,
+                                           int R, int K, int r0, int k0, int tid) {
 #pragma unroll
-  for (int i = 0; i < FWD_ROWS * TK / FWD_NT; ++i) {
-    int e = tid + i * FWD_NT, r = r0 + e / TK, k = k0 + e % TK;
-    h_next[i] = r < R && k < H ? h_prev[(size_t)r * H + k] : 0.0f;
+  for (int i = 0; i < ROWS * TK / NT; ++i) {
+    int e = tid + i * NT, r = r0 + e / TK, k = k0 + e % TK;
+    regs[i] = r < R && k < K ? src[(size_t)r * K + k] : 0.0f;
   }
+}
+
+// What fetch_rows holds, into shared memory as (k, row): each k's rows are contiguous, so a
+// thread's rows come back as 16-byte broadcast loads. The row pitch ROWS + 4 keeps these stores
+// at most 2-way bank-conflicted.
+template <int ROWS, int NT>
+__device__ __forceinline__ void stash_rows(float (*tile)[ROWS + 4], const float (&regs)[ROWS * TK / NT], int tid) {
+#pragma unroll
+  for (int i = 0; i < ROWS * TK / NT; ++i) {
+    int e = tid + i * NT;
+    tile[e % TK][e / TK] = regs[i];
+  }
+}
+
+// Forward W chunk k0..k0+TK-1 into registers (zeros outside): rows g*H + j0.. of W_h for the
+// 4 gates of TJ units, element e = (gate * TJ + unit, k) as (e / TK, e % TK).
+__device__ __forceinline__ void fetch_gate_rows(float (&regs)[4 * TJ * TK / FWD_NT], const float* __restrict__ W_h,
+                                                int H, int j0, int k0, int tid) {
 #pragma unroll
   for (int i = 0; i < 4 * TJ * TK / FWD_NT; ++i) {
     int e = tid + i * FWD_NT, gj = e / TK, k = k0 + e % TK, j = j0 + gj % TJ;
-    w_next[i] = j < H && k < H ? W_h[((size_t)(gj / TJ) * H + j) * H + k] : 0.0f;
+    regs[i] = j < H && k < H ? W_h[((size_t)(gj / TJ) * H + j) * H + k] : 0.0f;
   }
 }
 
@@ -74,7 +92,7 @@ extern "C" __global__ void lstm_step_forward(const float* xproj_t,
                                              float* __restrict__ h, float* __restrict__ c,
                                              float* gates, float* __restrict__ h_out,
                                              int R, int H, int act, int use_mask) {
-  __shared__ __align__(16) float h_s[TK][FWD_ROWS + 4];  // (k, row): +4 keeps the chunk stores 2-way at most
+  __shared__ __align__(16) float h_s[TK][FWD_ROWS + 4];  // (k, row), see stash_rows
   __shared__ float w_s[TK][4 * TJ + 2];    // (k, gate * TJ + unit): +2 makes the stores conflict-free
   int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TJ + tx;
   int j0 = blockIdx.x * TJ, r0 = blockIdx.y * FWD_ROWS;
@@ -82,20 +100,18 @@ extern "C" __global__ void lstm_step_forward(const float* xproj_t,
   float acc[FWD_RPT][4];
   for (int m = 0; m < FWD_RPT; ++m)
     for (int g = 0; g < 4; ++g) acc[m][g] = 0.0f;
-  fwd_fetch(h_next, w_next, h_prev, W_h, R, H, r0, j0, 0, tid);
+  fetch_rows<FWD_ROWS, FWD_NT>(h_next, h_prev, R, H, r0, 0, tid);
+  fetch_gate_rows(w_next, W_h, H, j0, 0, tid);
   for (int k0 = 0; k0 < H; k0 += TK) {
-#pragma unroll
-    for (int i = 0; i < FWD_ROWS * TK / FWD_NT; ++i) {
-      int e = tid + i * FWD_NT;
-      h_s[e % TK][e / TK] = h_next[i];
-    }
+    stash_rows<FWD_ROWS, FWD_NT>(h_s, h_next, tid);
 #pragma unroll
     for (int i = 0; i < 4 * TJ * TK / FWD_NT; ++i) {
       int e = tid + i * FWD_NT;
       w_s[e % TK][e / TK] = w_next[i];
     }
     __syncthreads();
-    fwd_fetch(h_next, w_next, h_prev, W_h, R, H, r0, j0, k0 + TK, tid);  // overlaps the products
+    fetch_rows<FWD_ROWS, FWD_NT>(h_next, h_prev, R, H, r0, k0 + TK, tid);  // overlaps the products
+    fetch_gate_rows(w_next, W_h, H, j0, k0 + TK, tid);
 #pragma unroll
     for (int k = 0; k < TK; ++k) {
       float w[4];
@@ -135,20 +151,14 @@ extern "C" __global__ void lstm_step_forward(const float* xproj_t,
   }
 }
 
-// Backward chunk k0..k0+TK-1 of the 4H dimension, into registers (zeros outside): this thread's
-// BWD_ROWS*TK/BWD_NT values of dpre_next rows r0.. and BWD_UNITS*TK/BWD_NT of W_h rows k0.. (units j0..).
-__device__ __forceinline__ void bwd_fetch(float (&d_next)[BWD_ROWS * TK / BWD_NT], float (&w_next)[BWD_UNITS * TK / BWD_NT],
-                                          const float* __restrict__ dpre_next, const float* __restrict__ W_h,
-                                          int R, int H, int K, int r0, int j0, int k0, int tid) {
-#pragma unroll
-  for (int i = 0; i < BWD_ROWS * TK / BWD_NT; ++i) {
-    int e = tid + i * BWD_NT, r = r0 + e / TK, k = k0 + e % TK;
-    d_next[i] = r < R && k < K ? dpre_next[(size_t)r * K + k] : 0.0f;
-  }
+// Backward W chunk k0..k0+TK-1 (of the 4H dimension) into registers (zeros outside): rows k0..
+// of W_h, units j0..j0+BWD_UNITS-1, element e = (k, unit) as (e / BWD_UNITS, e % BWD_UNITS).
+__device__ __forceinline__ void fetch_unit_cols(float (&regs)[BWD_UNITS * TK / BWD_NT], const float* __restrict__ W_h,
+                                                int H, int K, int j0, int k0, int tid) {
 #pragma unroll
   for (int i = 0; i < BWD_UNITS * TK / BWD_NT; ++i) {
     int e = tid + i * BWD_NT, k = k0 + e / BWD_UNITS, j = j0 + e % BWD_UNITS;
-    w_next[i] = j < H && k < K ? W_h[(size_t)k * H + j] : 0.0f;
+    regs[i] = j < H && k < K ? W_h[(size_t)k * H + j] : 0.0f;
   }
 }
 
@@ -178,20 +188,20 @@ extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above
   float acc[BWD_RPT][BWD_UPT];
   for (int m = 0; m < BWD_RPT; ++m)
     for (int u = 0; u < BWD_UPT; ++u) acc[m][u] = 0.0f;
-  if (K) bwd_fetch(d_next, w_next, dpre_next, W_h, R, H, K, r0, j0, 0, tid);
+  if (K) {
+    fetch_rows<BWD_ROWS, BWD_NT>(d_next, dpre_next, R, K, r0, 0, tid);
+    fetch_unit_cols(w_next, W_h, H, K, j0, 0, tid);
+  }
   for (int k0 = 0; k0 < K; k0 += TK) {
-#pragma unroll
-    for (int i = 0; i < BWD_ROWS * TK / BWD_NT; ++i) {
-      int e = tid + i * BWD_NT;
-      d_s[e % TK][e / TK] = d_next[i];
-    }
+    stash_rows<BWD_ROWS, BWD_NT>(d_s, d_next, tid);
 #pragma unroll
     for (int i = 0; i < BWD_UNITS * TK / BWD_NT; ++i) {
       int e = tid + i * BWD_NT;
       w_s[e / BWD_UNITS][e % BWD_UNITS] = w_next[i];
     }
     __syncthreads();
-    bwd_fetch(d_next, w_next, dpre_next, W_h, R, H, K, r0, j0, k0 + TK, tid);  // overlaps the products
+    fetch_rows<BWD_ROWS, BWD_NT>(d_next, dpre_next, R, K, r0, k0 + TK, tid);  // overlaps the products
+    fetch_unit_cols(w_next, W_h, H, K, j0, k0 + TK, tid);
 #pragma unroll
     for (int k = 0; k < TK; ++k) {
       float w[BWD_UPT];
