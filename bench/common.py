@@ -1,9 +1,10 @@
 """Shared by the benchmarks: environment facts, timing, FLOP counts, result files."""
+import argparse
+import importlib.util
 import json
 import platform
 import shutil
 import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -84,31 +85,60 @@ def peak_fractions(tflops_per_s, device):
     return {f"fraction_of_{kind}_peak": tflops_per_s / peak for kind, peak in peaks.items()}
 
 
-def run_peer(args, timeout=420):
-    """The peer's one JSON line, or {"skipped": why} (a failure or a time-out is recorded, not raised)."""
+def peer_unavailable_reason(path):
+    """None when the PyTorch peer can run on a GPU here, else why not."""
+    if not path:
+        return "no --peer given"
     try:
-        p = subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"skipped": f"peer timed out after {timeout} s: {' '.join(map(str, args[1:]))}"}
-    if p.returncode:
-        return {"skipped": f"peer failed (exit {p.returncode}): {p.stderr[-800:]}"}
-    return json.loads(p.stdout.strip().splitlines()[-1])
+        import torch
+    except ImportError:
+        return "torch is not installed"
+    return None if torch.cuda.is_available() else "torch sees no GPU"
 
 
-def finish(name, result, results_dir=None):
+def load_peer(path):
+    """The peer's module: run unchanged, in this process (the benchmarks' one-process rule)."""
+    spec = importlib.util.spec_from_file_location("torch_biaxial", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def peer_result(peer, task, **args):
+    """peer.bench_<task> with the arguments its command line takes, plus what its CLI adds to
+    the JSON; {"skipped": why} if it fails (recorded, not raised)."""
+    import torch
+
+    try:
+        result = getattr(peer, f"bench_{task}")(argparse.Namespace(**args))
+    except Exception as e:
+        return {"skipped": f"peer {task} {args} failed: {type(e).__name__}: {e}"[:1000]}
+    result.update(peer.device_info(), torch=torch.__version__, peer="pytorch-cudnn")
+    return result
+
+
+class ResultFile:
+    """One result JSON, rewritten after every part (save()), so that a run stopped midway still
+    leaves what it measured."""
+
+    def __init__(self, name, result, results_dir=None):
+        results_dir = Path(results_dir or RESULTS)
+        results_dir.mkdir(parents=True, exist_ok=True)
+        device = str(result.get("environment", {}).get("device", "cpu")).replace(" ", "_")
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        self.path = results_dir / f"{name}-{device}-{stamp}.json"
+        self.result = result
+
+    def save(self):
+        self.path.write_text(json.dumps(self.result, indent=1))
+
+
+def finish(name, result, results_dir=None, file=None):
     """Say plainly which GPU parts were skipped, then write the result file."""
-    for part in ("cuda", "peer"):
-        if "skipped" in result.get(part, {}):
-            print(f"{part}: skipped ({result[part]['skipped']})")
-    return write_result(name, result, results_dir or RESULTS)
-
-
-def write_result(name, result, results_dir=RESULTS):
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    device = str(result.get("environment", {}).get("device", "cpu")).replace(" ", "_")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = results_dir / f"{name}-{device}-{stamp}.json"
-    path.write_text(json.dumps(result, indent=1))
-    print(f"wrote {path}")
-    return path
+    for part, value in result.items():
+        if isinstance(value, dict) and "skipped" in value:
+            print(f"{part}: skipped ({value['skipped']})")
+    file = file or ResultFile(name, result, results_dir)
+    file.save()
+    print(f"wrote {file.path}")
+    return file.path

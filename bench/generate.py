@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, finish, run_peer  # noqa: E402
+from common import environment, finish, load_peer, peer_result, peer_unavailable_reason  # noqa: E402
 
 from biaxial_cu import Model  # noqa: E402
 from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
@@ -40,10 +40,12 @@ def main():
     result["numpy"] = {k: ours("numpy", k, steps, sizes) for k in ((1, 2) if a.quick else (1, 8))}
     reason = cuda_unavailable_reason()
     result["cuda"] = {"skipped": reason} if reason else {k: ours("cuda", k, steps, sizes) for k in (1, 64)}
-    if a.peer and not reason:
-        result["peer"] = {k: run_peer([a.peer, "generate", "--steps", steps, "--pieces", k]) for k in (1, 64)}
+    reason = peer_unavailable_reason(a.peer)
+    if reason:
+        result["peer"] = {"skipped": reason}
     else:
-        result["peer"] = {"skipped": "no --peer given" if not a.peer else f"no GPU: {reason}"}
+        peer = load_peer(a.peer)
+        result["peer"] = {k: peer_result(peer, "generate", steps=steps, pieces=k) for k in (1, 64)}
     finish("generate", result, a.results_dir)
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, finish, peak_fractions, run_peer, time_calls, train_flops  # noqa: E402
+from common import (ResultFile, environment, finish, load_peer, peak_fractions, peer_result,  # noqa: E402
+                    peer_unavailable_reason, time_calls, train_flops)
 
 from biaxial_cu import Model  # noqa: E402
 from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
@@ -47,10 +48,6 @@ def ours(backend, batch, seq_len, iters, sizes, graphs=False):
     return r
 
 
-def peer(path, batch, seq_len, iters, mode):
-    return run_peer([path, "train", "--batch", batch, "--seq-len", seq_len, "--iters", iters, "--mode", mode])
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small model, CPU parts only")
@@ -62,26 +59,26 @@ def main():
     sizes = ((16, 16), (8, 4)) if a.quick else ((300, 300), (100, 50))
     seq_len = 16 if a.quick else 128
     result = {"benchmark": "train", "environment": environment(), "config": {"sizes": sizes, "seq_len": seq_len}}
+    file = ResultFile("train", result, a.results_dir)  # rewritten after each part
     result["numpy"] = ours("numpy", 2 if a.quick else 10, seq_len, 2 if a.quick else 3, sizes)
+    file.save()
     reason = cuda_unavailable_reason()
     batches = [int(b) for b in a.batches.split(",")]
-    result["cuda"] = {"skipped": reason} if reason else {b: ours("cuda", b, seq_len, a.iters, sizes) for b in batches}
-    result["cuda-graphs"] = {"skipped": reason} if reason else {
-        b: ours("cuda", b, seq_len, a.iters, sizes, graphs=True) for b in batches}
-    try:
-        import torch
-
-        has_gpu = torch.cuda.is_available()
-    except ImportError:
-        has_gpu = False
-    if not a.peer or not has_gpu:
-        result["peer"] = {"skipped": "no --peer given" if not a.peer else "torch with a GPU is not available"}
-    else:
-        # torch.compile takes minutes per shape: that mode runs for the first batch size only
-        runs = [(mode, b) for mode in ("eager", "graph") for b in batches] + [("compile", batches[0])]
-        result["peer"] = {f"{mode}-{b}": peer(a.peer, b, seq_len, a.iters, mode) for mode, b in runs}
-    finish("train", result, a.results_dir)
-
+    for name, graphs in (("cuda", False), ("cuda-graphs", True)):
+        result[name] = {"skipped": reason} if reason else {}
+        for b in batches if not reason else ():
+            result[name][b] = ours("cuda", b, seq_len, a.iters, sizes, graphs)
+            file.save()
+    reason = peer_unavailable_reason(a.peer)
+    result["peer"] = {"skipped": reason} if reason else {}
+    if not reason:
+        peer = load_peer(a.peer)
+        # torch.compile takes minutes per shape: that mode runs last, at the first batch size only
+        for mode, b in [(mode, b) for mode in ("eager", "graph") for b in batches] + [("compile", batches[0])]:
+            result["peer"][f"{mode}-{b}"] = peer_result(peer, "train", batch=b, seq_len=seq_len, iters=a.iters,
+                                                       mode=mode)
+            file.save()
+    finish("train", result, file=file)
 
 if __name__ == "__main__":
     main()

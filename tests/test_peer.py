@@ -112,3 +112,17 @@ def test_gradients_equal_autograd(peer, corpus):
         scale = np.abs(g).max()
         assert scale > 0, name  # a gradient that vanished would compare trivially
         np.testing.assert_allclose(grads[name], g, rtol=0, atol=1e-10 * scale, err_msg=name)
+
+
+def test_benchmarks_call_the_peer_in_process():
+    """bench/common.peer_result runs the peer's own bench functions (on the CPU here): the
+    argument names match its command line and its JSON fields come back."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from common import load_peer, peer_result
+
+    peer = load_peer(peer_path())
+    train = peer_result(peer, "train", batch=1, seq_len=8, iters=2, mode="eager")
+    assert train["task"] == "train" and len(train["times_ms"]) == 2 and train["peer"] == "pytorch-cudnn"
+    generate = peer_result(peer, "generate", steps=2, pieces=1)
+    assert generate["task"] == "generate" and generate["steps"] == 2
+    assert "skipped" in peer_result(peer, "train", batch=1)  # a missing argument is recorded, not raised
