@@ -147,7 +147,8 @@ class CudaBackend:
         L, R, I = x.shape
         H = W.shape[0] // 4
         # cuBLAS, all steps at once; each step turns its slice into the activated gates in place
-        gates = (x.reshape(L * R, I) @ W[:, :I].T + b).reshape(L, R, 4 * H)  # (L, R, 4H)
+        gates = (x.reshape(L * R, I) @ W[:, :I].T).reshape(L, R, 4 * H)  # (L, R, 4H)
+        gates += b  # in place: no second (L, R, 4H) buffer
         W_h = cp.ascontiguousarray(W[:, I:])  # (4H, H)
         h = cp.empty((L, R, H), cp.float32)
         c = cp.empty((L, R, H), cp.float32)
@@ -301,12 +302,12 @@ class CudaBackend:
         dx = (dlogits @ p["out.W"]).reshape(x.shape)  # (78, R, Hp)
         for k in reversed(range(len(self.config["p_layer_sizes"]))):
             name = f"pitch.{k}"
-            dx = self.lstm_layer_backward(dx, caches[name], p[f"{name}.W"], masks.get(name) if masks else None,
+            dx = self.lstm_layer_backward(dx, caches.pop(name), p[f"{name}.W"], masks.get(name) if masks else None,
                                           g[f"{name}.W"], g[f"{name}.b"])
         dx = self.pitch_to_time(dx, B, self.config["t_layer_sizes"][-1])
         for k in reversed(range(len(self.config["t_layer_sizes"]))):
             name = f"time.{k}"
-            dx = self.lstm_layer_backward(dx, caches[name], p[f"{name}.W"], masks.get(name) if masks else None,
+            dx = self.lstm_layer_backward(dx, caches.pop(name), p[f"{name}.W"], masks.get(name) if masks else None,
                                           g[f"{name}.W"], g[f"{name}.b"])
         return loss, g
 
