@@ -370,13 +370,14 @@ class StepGraph:
         with cp.cuda.using_allocator(self.pool.malloc):
             self.S = cp.zeros((B, T, N_NOTES, 2), cp.uint8)  # (B, T, 78, 2)
             cp.cuda.Device().synchronize()  # the capture stream does not wait for the others
+            cp.get_default_memory_pool().free_all_blocks()  # what the eager step cached: the graph
+            # holds its own copy of that working memory from now on
             with stream:
                 stream.begin_capture()
                 try:
                     self.loss = backend.device_step(self.S, p)  # recorded, not run
                 finally:
                     self.graph = stream.end_capture()
-        cp.get_default_memory_pool().free_all_blocks()  # what the eager steps cached
 
     def replay(self, batch):
         self.S.set(np.ascontiguousarray(batch, dtype=np.uint8))
