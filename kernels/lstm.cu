@@ -6,7 +6,9 @@
 //   forward   pre = xproj_t + h_prev W_h^T          (R, 4H), then the cell
 //   backward  dh  = dh_above + dpre_{t+1} W_h       (R, H),  then the cell's backward
 // Each is a register-blocked GEMM whose epilogue is the cell, so gate pre-activations and
-// recurrent gradients never go through global memory.
+// recurrent gradients never go through global memory. Both take the layer's whole buffers and
+// the step index t, so the host's step loop passes the same arguments every time but t: no
+// per-step slicing in Python, whose cost per launch matters at ~800 launches a batch.
 // Forward: a thread owns FWD_RPT = 8 rows x 1 unit x the 4 gates of that unit (rows j, H+j,
 // 2H+j, 3H+j of W_h): 32 accumulators. Per k it reads 8 h values (the same for the whole warp,
 // a broadcast, as two 16-byte loads) and 4 W values (32 consecutive units: no bank conflict)
@@ -18,9 +20,10 @@
 // Both stage k in chunks of TK through shared memory and fetch the next chunk into registers
 // while the current one is multiplied (one pair of barriers per chunk). The sums run over k in
 // order, one fused multiply-add at a time, like the twin's float32 dot product up to rounding.
-// Registers (NVRTC 13, sm_90, ptxas -v): forward 214, backward 63, no spills. Capping the
-// forward at 128 (4 blocks per SM) spills 224 bytes, so it is left uncapped: 2 blocks of 4
-// warps per SM, which holds the time stack's 250 blocks (R 780, H 300) in one wave.
+// Registers (NVRTC 13, sm_90, ptxas -v): forward 196, backward 62, no spills. Capping the
+// forward at 128 (4 blocks per SM) spilled (224 bytes, measured before t moved into the
+// kernel), so it is left uncapped: 2 blocks of 4 warps per SM, which holds the time stack's
+// 250 blocks (R 780, H 300) in one wave.
 // None of this has been timed on a GPU yet: the tile shapes are the first thing to revisit
 // with bench/profile_batch.py.
 // Why not a persistent kernel with W_h resident on chip: in the time stack each step is a
@@ -67,42 +70,44 @@ __device__ __forceinline__ void stash_rows(float (*tile)[ROWS + 4], const float 
   }
 }
 
-// Forward W chunk k0..k0+TK-1 into registers (zeros outside): rows g*H + j0.. of W_h for the
-// 4 gates of TJ units, element e = (gate * TJ + unit, k) as (e / TK, e % TK).
+// Forward W chunk k0..k0+TK-1 into registers (zeros outside, k >= K included): rows g*H + j0..
+// of W_h (4H, H) for the 4 gates of TJ units, element e = (gate * TJ + unit, k) as (e / TK, e % TK).
 __device__ __forceinline__ void fetch_gate_rows(float (&regs)[4 * TJ * TK / FWD_NT], const float* __restrict__ W_h,
-                                                int H, int j0, int k0, int tid) {
+                                                int H, int K, int j0, int k0, int tid) {
 #pragma unroll
   for (int i = 0; i < 4 * TJ * TK / FWD_NT; ++i) {
     int e = tid + i * FWD_NT, gj = e / TK, k = k0 + e % TK, j = j0 + gj % TJ;
-    regs[i] = j < H && k < H ? W_h[((size_t)(gj / TJ) * H + j) * H + k] : 0.0f;
+    regs[i] = j < H && k < K ? W_h[((size_t)(gj / TJ) * H + j) * H + k] : 0.0f;
   }
 }
 
-// Forward. xproj_t (R, 4H), h_prev (R, H), c_prev (R, H), W_h (4H, H), mask (R, H) (read when
-// use_mask) -> h (R, H), c (R, H), gates (R, 4H) [i, f, g, o activated], h_out = h * mask (R, H)
-// (written only when use_mask; the next layer reads h itself otherwise).
-// gates may be xproj_t itself (in place: thread (r, j) alone reads and writes the entries j,
-// H+j, 2H+j, 3H+j of row r), which saves the (L, R, 4H) projection buffer.
+// Forward of step t of a layer, on the layer's whole buffers (so the host passes the same
+// arguments at every step but t): gates (L, R, 4H) holds xproj_t in slice t on entry and the
+// activated gates [i, f, g, o] on exit (in place: thread (r, j) alone reads and writes the
+// entries j, H+j, 2H+j, 3H+j of row r, which saves the (L, R, 4H) projection buffer); h, c
+// (L, R, H): slice t written from slice t-1 (zeros at t = 0, where the product is skipped);
+// W_h (4H, H); h_out (L, R, H) = h * mask (R, H), written only when use_mask (the next layer
+// reads h itself otherwise; mask and h_out are then not touched).
 // Block (TJ, FWD_TY); grid (ceil(H / TJ), ceil(R / FWD_ROWS)).
-extern "C" __global__ void lstm_step_forward(const float* xproj_t,
-                                             const float* __restrict__ h_prev,
-                                             const float* __restrict__ c_prev,
-                                             const float* __restrict__ W_h,
-                                             const float* __restrict__ mask,
-                                             float* __restrict__ h, float* __restrict__ c,
-                                             float* gates, float* __restrict__ h_out,
-                                             int R, int H, int act, int use_mask) {
+extern "C" __global__ void lstm_step_forward(float* gates, float* __restrict__ h, float* __restrict__ c,
+                                             const float* __restrict__ W_h, const float* __restrict__ mask,
+                                             float* __restrict__ h_out, int R, int H, int act, int use_mask,
+                                             int t) {
   __shared__ __align__(16) float h_s[TK][FWD_ROWS + 4];  // (k, row), see stash_rows
   __shared__ float w_s[TK][4 * TJ + 2];    // (k, gate * TJ + unit): +2 makes the stores conflict-free
   int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TJ + tx;
   int j0 = blockIdx.x * TJ, r0 = blockIdx.y * FWD_ROWS;
+  size_t RH = (size_t)R * H;
+  const float* h_prev = t > 0 ? h + (t - 1) * RH : h;  // (R, H); not read at t = 0 (K = 0)
+  const float* c_prev = t > 0 ? c + (t - 1) * RH : c;
+  int K = t > 0 ? H : 0;  // length of the recurrent product
   float h_next[FWD_ROWS * TK / FWD_NT], w_next[4 * TJ * TK / FWD_NT];  // the next chunk, in registers
   float acc[FWD_RPT][4];
   for (int m = 0; m < FWD_RPT; ++m)
     for (int g = 0; g < 4; ++g) acc[m][g] = 0.0f;
-  fetch_rows<FWD_ROWS, FWD_NT>(h_next, h_prev, R, H, r0, 0, tid);
-  fetch_gate_rows(w_next, W_h, H, j0, 0, tid);
-  for (int k0 = 0; k0 < H; k0 += TK) {
+  fetch_rows<FWD_ROWS, FWD_NT>(h_next, h_prev, R, K, r0, 0, tid);
+  fetch_gate_rows(w_next, W_h, H, K, j0, 0, tid);
+  for (int k0 = 0; k0 < K; k0 += TK) {
     stash_rows<FWD_ROWS, FWD_NT>(h_s, h_next, tid);
 #pragma unroll
     for (int i = 0; i < 4 * TJ * TK / FWD_NT; ++i) {
@@ -110,8 +115,8 @@ extern "C" __global__ void lstm_step_forward(const float* xproj_t,
       w_s[e % TK][e / TK] = w_next[i];
     }
     __syncthreads();
-    fetch_rows<FWD_ROWS, FWD_NT>(h_next, h_prev, R, H, r0, k0 + TK, tid);  // overlaps the products
-    fetch_gate_rows(w_next, W_h, H, j0, k0 + TK, tid);
+    fetch_rows<FWD_ROWS, FWD_NT>(h_next, h_prev, R, K, r0, k0 + TK, tid);  // overlaps the products
+    fetch_gate_rows(w_next, W_h, H, K, j0, k0 + TK, tid);
 #pragma unroll
     for (int k = 0; k < TK; ++k) {
       float w[4];
@@ -131,22 +136,21 @@ extern "C" __global__ void lstm_step_forward(const float* xproj_t,
   for (int m = 0; m < FWD_RPT; ++m) {
     int r = r0 + ty * FWD_RPT + m;
     if (r < R && j < H) {  // a guard, not a break: the loop unrolls and acc stays in registers
-      const float* xp = xproj_t + (size_t)r * 4 * H;
-      float i_g = sigmoid_f(xp[j] + acc[m][0]);
-      float f_g = sigmoid_f(xp[H + j] + acc[m][1]);
-      float g_g = cell_act_f(xp[2 * H + j] + acc[m][2], act);
-      float o_g = sigmoid_f(xp[3 * H + j] + acc[m][3]);
-      size_t rj = (size_t)r * H + j;
-      float c_new = f_g * c_prev[rj] + i_g * g_g;
+      float* gt = gates + (t * (size_t)R + r) * 4 * H;  // xproj_t on entry, the gates on exit
+      float i_g = sigmoid_f(gt[j] + acc[m][0]);
+      float f_g = sigmoid_f(gt[H + j] + acc[m][1]);
+      float g_g = cell_act_f(gt[2 * H + j] + acc[m][2], act);
+      float o_g = sigmoid_f(gt[3 * H + j] + acc[m][3]);
+      size_t rj = (size_t)r * H + j, trj = t * RH + rj;
+      float c_new = f_g * (t > 0 ? c_prev[rj] : 0.0f) + i_g * g_g;
       float h_new = o_g * tanhf(c_new);
-      c[rj] = c_new;
-      h[rj] = h_new;
-      float* gt = gates + (size_t)r * 4 * H;
+      c[trj] = c_new;
+      h[trj] = h_new;
       gt[j] = i_g;
       gt[H + j] = f_g;
       gt[2 * H + j] = g_g;
       gt[3 * H + j] = o_g;
-      if (use_mask) h_out[rj] = h_new * mask[rj];
+      if (use_mask) h_out[trj] = h_new * mask[rj];
     }
   }
 }
@@ -162,28 +166,27 @@ __device__ __forceinline__ void fetch_unit_cols(float (&regs)[BWD_UNITS * TK / B
   }
 }
 
-// Backward of one step. dh_above (R, H): gradient reaching this step's output from above
-// (before the dropout mask: multiplied by mask[r, j] when use_mask); dpre_next (R, 4H): the
-// next step's gate gradients (read when has_next; dh_rec = dpre_next W_h, W_h (4H, H));
-// dc_next (R, H): from the next step's cell. gates (R, 4H), c, c_prev (R, H): this step's.
-// -> dpre (R, 4H) for gates i, f, g, o; dc_prev (R, H). dpre may be gates itself (in place,
-// as in the forward kernel), so the backward pass needs no second (L, R, 4H) buffer.
+// Backward of step t of a layer, on the layer's whole buffers (the host passes the same
+// arguments at every step but t and the dc pair). dh_above (L, R, H): gradient reaching each
+// step's output from above (before the dropout mask: multiplied by mask (R, H) when use_mask);
+// gates (L, R, 4H): slices after t already hold their dpre, and step t+1's (when t + 1 < L)
+// reaches h_t through the recurrence (dpre_{t+1} W_h, W_h (4H, H)); slice t holds this step's
+// activated gates and is overwritten by its dpre [i, f, g, o] (in place, as in the forward
+// kernel, so the backward pass needs no second (L, R, 4H) buffer). c (L, R, H): the cells
+// (zeros before step 0). dc_next (R, H): from step t+1's cell -> dc_prev (R, H).
 // Block (TJ, BWD_TY); grid (ceil(H / BWD_UNITS), ceil(R / BWD_ROWS)).
-extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above,
-                                              const float* __restrict__ dpre_next,
-                                              const float* __restrict__ W_h,
-                                              const float* __restrict__ dc_next,
-                                              const float* gates,
-                                              const float* __restrict__ c,
-                                              const float* __restrict__ c_prev,
-                                              const float* __restrict__ mask,
-                                              float* dpre, float* __restrict__ dc_prev,
-                                              int R, int H, int act, int use_mask, int has_next) {
+extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above, float* gates,
+                                              const float* __restrict__ W_h, const float* __restrict__ c,
+                                              const float* __restrict__ mask, int R, int H, int act,
+                                              int use_mask, int L, const float* __restrict__ dc_next,
+                                              float* __restrict__ dc_prev, int t) {
   __shared__ __align__(16) float d_s[TK][BWD_ROWS + 4];  // (k, row) of dpre_next
   __shared__ float w_s[TK][BWD_UNITS];     // (k, unit) of W_h: stored along units, no conflict
   int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TJ + tx;
   int j0 = blockIdx.x * BWD_UNITS, r0 = blockIdx.y * BWD_ROWS;
-  int K = has_next ? 4 * H : 0;
+  size_t RH = (size_t)R * H;
+  int K = t + 1 < L ? 4 * H : 0;  // length of the recurrent product; 0 at the last step
+  const float* dpre_next = gates + (t + 1) * 4 * RH;  // (R, 4H); read only when K > 0
   float d_next[BWD_ROWS * TK / BWD_NT], w_next[BWD_UNITS * TK / BWD_NT];
   float acc[BWD_RPT][BWD_UPT];
   for (int m = 0; m < BWD_RPT; ++m)
@@ -223,15 +226,16 @@ extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above
     for (int m = 0; m < BWD_RPT; ++m) {
       int r = r0 + ty * BWD_RPT + m;
       if (r < R && j < H) {  // a guard, not a break: the loops unroll and acc stays in registers
-        size_t rj = (size_t)r * H + j;
-        const float* gt = gates + (size_t)r * 4 * H;
+        size_t rj = (size_t)r * H + j, trj = t * RH + rj;
+        float* gt = gates + (t * (size_t)R + r) * 4 * H;  // this step's gates, then its dpre
         float i_g = gt[j], f_g = gt[H + j], g_g = gt[2 * H + j], o_g = gt[3 * H + j];
-        float tanh_c = tanhf(c[rj]);
-        float dh = (use_mask ? dh_above[rj] * mask[rj] : dh_above[rj]) + acc[m][u];
+        float tanh_c = tanhf(c[trj]);
+        float c_prev = t > 0 ? c[trj - RH] : 0.0f;
+        float dh = (use_mask ? dh_above[trj] * mask[rj] : dh_above[trj]) + acc[m][u];
         float dc = dc_next[rj] + dh * o_g * (1.0f - tanh_c * tanh_c);
-        float* dp = dpre + (size_t)r * 4 * H;
+        float* dp = gt;
         dp[j] = dc * g_g * i_g * (1.0f - i_g);
-        dp[H + j] = dc * c_prev[rj] * f_g * (1.0f - f_g);
+        dp[H + j] = dc * c_prev * f_g * (1.0f - f_g);
         dp[2 * H + j] = dc * i_g * (act == ACT_TANH ? 1.0f - g_g * g_g : 1.0f);
         dp[3 * H + j] = dh * tanh_c * o_g * (1.0f - o_g);
         dc_prev[rj] = dc * f_g;

@@ -52,22 +52,23 @@ def test_lstm_step_forward_at_time_stack_size():
 
     rng = np.random.default_rng(0)
     R, H = 780, 300
-    xproj = rng.standard_normal((R, 4 * H)).astype(np.float32)
+    xproj = rng.standard_normal((2, R, 4 * H)).astype(np.float32)
     h_prev = rng.standard_normal((R, H)).astype(np.float32)
     c_prev = rng.standard_normal((R, H)).astype(np.float32)
     W_h = (rng.standard_normal((4 * H, H)) / H).astype(np.float32)
-    outs = [cupy.empty((R, H), cupy.float32) for _ in range(3)]
-    gates = cupy.empty((R, 4 * H), cupy.float32)
-    zeros = cupy.zeros((R, H), cupy.float32)
+    gates = cupy.asarray(xproj)  # (2, R, 4H); step 1 reads slot 0 of h and c
+    h = cupy.asarray(np.stack([h_prev, h_prev]))
+    c = cupy.asarray(np.stack([c_prev, c_prev]))
+    unused = cupy.zeros(1, cupy.float32)
     cuda.kernel("lstm", "lstm_step_forward")(
         *cuda.lstm_forward_launch(R, H),
-        (cupy.asarray(xproj), cupy.asarray(h_prev), cupy.asarray(c_prev), cupy.asarray(W_h), zeros,
-         outs[0], outs[1], gates, outs[2], np.int32(R), np.int32(H), np.int32(0), np.int32(0)))
-    h, c, g = ref.lstm_step_forward(xproj.astype(np.float64), h_prev.astype(np.float64),
-                                    c_prev.astype(np.float64), W_h.astype(np.float64), "identity")
-    np.testing.assert_allclose(outs[0].get(), h, atol=1e-5, rtol=1e-5)
-    np.testing.assert_allclose(outs[1].get(), c, atol=1e-5, rtol=1e-5)
-    np.testing.assert_allclose(gates.get(), g, atol=1e-5, rtol=1e-5)
+        (gates, h, c, cupy.asarray(W_h), unused, unused, np.int32(R), np.int32(H), np.int32(0), np.int32(0),
+         np.int32(1)))
+    want_h, want_c, want_g = ref.lstm_step_forward(xproj[1].astype(np.float64), h_prev.astype(np.float64),
+                                                   c_prev.astype(np.float64), W_h.astype(np.float64), "identity")
+    np.testing.assert_allclose(h[1].get(), want_h, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(c[1].get(), want_c, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(gates[1].get(), want_g, atol=1e-5, rtol=1e-5)
 
 
 def test_gradients_match_numpy_on_the_original_configuration(real_batch):

@@ -27,33 +27,38 @@ def kernel(name):
 
 
 # shapes: smaller than a tile; partial tiles on both axes with 4H (the k of the recurrent
-# product) not a multiple of the chunk of 16; two unit tiles (H > 64)
+# product) not a multiple of the chunk of 16; two unit tiles (H > 64). Three steps backwards:
+# the last one (no recurrent product), a middle one, and step 0 (no previous cell).
 @pytest.mark.parametrize("R,H", [(7, 3), (45, 10), (33, 70)])
 @pytest.mark.parametrize("act", ["identity", "tanh"])
 @pytest.mark.parametrize("use_mask", [0, 1])
-@pytest.mark.parametrize("has_next", [0, 1])
-def test_lstm_step_backward_matches_twin(R, H, act, use_mask, has_next):
+def test_lstm_step_backward_matches_twin(R, H, act, use_mask):
     """Tolerance: the recurrent product sums 4H terms in float32, as the forward kernel's does
     (ATOL of test_kernels_forward); the elementwise rest agrees to a few ulps."""
-    rng = np.random.default_rng(R + H + use_mask + 10 * has_next)
+    L = 3
+    rng = np.random.default_rng(R + H + use_mask)
     f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
-    xproj, h_prev, c_prev = f32(R, 4 * H), f32(R, H), f32(R, H)
-    W_h = (f32(4 * H, H) / np.sqrt(4 * H)).astype(np.float32)
-    _, c, gates = ref.lstm_step_forward(xproj, h_prev, c_prev, W_h, act)
-    dh_above, dc_next, dpre_next = f32(R, H), f32(R, H), f32(R, 4 * H)
-    mask = ref.dropout_mask(rng, R, H, 0.5, np.float32)
-    dpre = np.full((R, 4 * H), np.nan, np.float32)
-    dc_prev = np.full((R, H), np.nan, np.float32)
+    xproj = f32(L, R, 4 * H)
+    W = (f32(4 * H, 2 * H) / np.sqrt(4 * H)).astype(np.float32)  # [W_x, W_h], x of size H
+    h_all, (_, _, c, gates) = ref.lstm_layer_forward(f32(L, R, H), W, np.zeros(4 * H, np.float32), act)
+    W_h = np.ascontiguousarray(W[:, H:])
+    dh_above, mask = f32(L, R, H), ref.dropout_mask(rng, R, H, 0.5, np.float32)
+    got = gates.copy()  # (L, R, 4H): the gates, each step's slice becomes its dpre
+    dc, dc_prev = np.zeros((R, H), np.float32), np.full((R, H), np.nan, np.float32)
     grid, block = lstm_backward_launch(R, H)
-    kernel("lstm").launch("lstm_step_backward", grid, block,
-                          [dh_above, dpre_next, W_h, dc_next, gates, c, c_prev, mask, dpre, dc_prev,
-                           R, H, int(act == "tanh"), use_mask, has_next])
-    want_dpre, want_dc_prev = ref.lstm_step_backward(
-        (dh_above * mask if use_mask else dh_above).astype(np.float64), dpre_next if has_next else None,
-        dc_next.astype(np.float64), gates.astype(np.float64), c.astype(np.float64),
-        c_prev.astype(np.float64), W_h.astype(np.float64), act)
-    np.testing.assert_allclose(dpre, want_dpre, atol=2e-5, rtol=1e-5)
-    np.testing.assert_allclose(dc_prev, want_dc_prev, atol=2e-5, rtol=1e-5)
+    want_dc = np.zeros((R, H))
+    for t in range(L - 1, -1, -1):
+        kernel("lstm").launch("lstm_step_backward", grid, block,
+                              [dh_above, got, W_h, c, mask, R, H, int(act == "tanh"), use_mask, L, dc, dc_prev, t])
+        # the twin in float64 from the kernel's own dpre of step t+1 and dc: this step alone
+        want_dpre, want_dc = ref.lstm_step_backward(
+            (dh_above[t] * mask if use_mask else dh_above[t]).astype(np.float64),
+            got[t + 1].astype(np.float64) if t + 1 < L else None, dc.astype(np.float64),
+            gates[t].astype(np.float64), c[t].astype(np.float64),
+            c[t - 1].astype(np.float64) if t else np.zeros((R, H)), W_h.astype(np.float64), act)
+        np.testing.assert_allclose(got[t], want_dpre, atol=2e-5, rtol=1e-5, err_msg=f"step {t}")
+        np.testing.assert_allclose(dc_prev, want_dc, atol=2e-5, rtol=1e-5, err_msg=f"step {t}")
+        dc, dc_prev = dc_prev, dc
 
 
 def test_lstm_tiles_match_the_kernel_defines():

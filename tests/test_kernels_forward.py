@@ -67,29 +67,31 @@ def test_layout_kernels_match_twins():
 
 
 # shapes: smaller than a tile, several tiles with partial edges on both axes, exact tiles, H not a
-# multiple of the k chunk (16)
+# multiple of the k chunk (16); three steps, so step 0 (no recurrent product) and later steps run
 @pytest.mark.parametrize("R,H", [(5, 3), (70, 37), (32, 32), (33, 20)])
 @pytest.mark.parametrize("act", ["identity", "tanh"])
 @pytest.mark.parametrize("use_mask", [0, 1])
 def test_lstm_step_forward_matches_twin(R, H, act, use_mask):
+    L = 3
     rng = np.random.default_rng(R * H + use_mask)
-    xproj = rng.standard_normal((R, 4 * H)).astype(np.float32)
-    h_prev = rng.standard_normal((R, H)).astype(np.float32)
-    c_prev = rng.standard_normal((R, H)).astype(np.float32)
+    xproj = rng.standard_normal((L, R, 4 * H)).astype(np.float32)
     W_h = (rng.standard_normal((4 * H, H)) / np.sqrt(H)).astype(np.float32)
     mask = ref.dropout_mask(rng, R, H, 0.5, np.float32)
-    h, c, h_out = (np.full((R, H), np.nan, np.float32) for _ in range(3))
-    gates = np.full((R, 4 * H), np.nan, np.float32)
+    h, c, h_out = (np.full((L, R, H), np.nan, np.float32) for _ in range(3))
+    gates = xproj.copy()  # (L, R, 4H): each step turns its slice into the gates in place
     grid, block = lstm_forward_launch(R, H)
-    kernel("lstm").launch("lstm_step_forward", grid, block,
-                          [xproj, h_prev, c_prev, W_h, mask, h, c, gates, h_out, R, H,
-                           int(act == "tanh"), use_mask])
-    want_h, want_c, want_gates = ref.lstm_step_forward(xproj, h_prev, c_prev, W_h, act)
-    np.testing.assert_allclose(gates, want_gates, atol=ATOL, rtol=RTOL)
-    np.testing.assert_allclose(c, want_c, atol=ATOL, rtol=RTOL)
-    np.testing.assert_allclose(h, want_h, atol=ATOL, rtol=RTOL)
+    for t in range(L):
+        kernel("lstm").launch("lstm_step_forward", grid, block,
+                              [gates, h, c, W_h, mask, h_out, R, H, int(act == "tanh"), use_mask, t])
+    want_h, want_c = np.zeros((R, H)), np.zeros((R, H))
+    for t in range(L):  # the twin, one step at a time, from the kernel's previous state
+        h_prev, c_prev = (h[t - 1], c[t - 1]) if t else (np.zeros((R, H), np.float32),) * 2
+        want_h, want_c, want_gates = ref.lstm_step_forward(xproj[t], h_prev, c_prev, W_h, act)
+        np.testing.assert_allclose(gates[t], want_gates, atol=ATOL, rtol=RTOL)
+        np.testing.assert_allclose(c[t], want_c, atol=ATOL, rtol=RTOL)
+        np.testing.assert_allclose(h[t], want_h, atol=ATOL, rtol=RTOL)
     if use_mask:
-        np.testing.assert_allclose(h_out, want_h * mask, atol=2 * ATOL, rtol=RTOL)
+        np.testing.assert_allclose(h_out, h * mask, atol=2 * ATOL, rtol=RTOL)
     else:
         assert np.isnan(h_out).all()  # not written without a mask
 

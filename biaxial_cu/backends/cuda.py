@@ -119,6 +119,7 @@ class CudaBackend:
             self.opt[k][...] = cupy.asarray(v, dtype=cupy.float32)
         self.segment_offsets = cupy.asarray(segment_offsets(shapes), dtype=cupy.int32)  # (n_seg+1,)
         self.seed = cupy.zeros(1, cupy.uint64)  # dropout seed, read by kernels/dropout.cu
+        self.unused = cupy.zeros(1, cupy.float32)  # for pointer arguments a kernel will not touch
         self.use_graphs = os.environ.get("BIAXIAL_CU_CUDA_GRAPHS", "0") == "1"  # see train_step
         self._graphs = {}  # (B, T, p) -> StepGraph
 
@@ -153,14 +154,12 @@ class CudaBackend:
         h = cp.empty((L, R, H), cp.float32)
         c = cp.empty((L, R, H), cp.float32)
         h_out = cp.empty((L, R, H), cp.float32) if mask is not None else h  # h itself undropped
-        zeros = cp.zeros((R, H), cp.float32)
         step = self.kernel("lstm", "lstm_step_forward")
         grid, block = lstm_forward_launch(R, H)
-        for t in range(L):
-            h_prev, c_prev = (h[t - 1], c[t - 1]) if t else (zeros, zeros)
-            step(grid, block, (gates[t], h_prev, c_prev, W_h, mask if mask is not None else zeros,
-                               h[t], c[t], gates[t], h_out[t] if mask is not None else zeros,
-                               np.int32(R), np.int32(H), np.int32(self.act), np.int32(mask is not None)))
+        args = (gates, h, c, W_h, self.unused if mask is None else mask, self.unused if mask is None else h_out,
+                np.int32(R), np.int32(H), np.int32(self.act), np.int32(mask is not None))
+        for t in range(L):  # the same buffers at every step: only t changes
+            step(grid, block, args + (np.int32(t),))
         return h_out, (x, h, c, gates)
 
     def pitch_inputs(self, time_out, S):
@@ -218,18 +217,13 @@ class CudaBackend:
         H = W.shape[0] // 4
         W_h = cp.ascontiguousarray(W[:, I:])  # (4H, H)
         dpre = gates  # each step's gradient overwrites its gates in place: (L, R, 4H)
-        zeros = cp.zeros((R, H), cp.float32)
         dc, dc_prev = cp.zeros((R, H), cp.float32), cp.empty((R, H), cp.float32)
         step = self.kernel("lstm", "lstm_step_backward")
         grid, block = lstm_backward_launch(R, H)
-        dh_above = cp.ascontiguousarray(dh_above)
+        args = (cp.ascontiguousarray(dh_above), gates, W_h, c, self.unused if mask is None else mask,
+                np.int32(R), np.int32(H), np.int32(self.act), np.int32(mask is not None), np.int32(L))
         for t in range(L - 1, -1, -1):  # dh from step t+1 = dpre[t+1] W_h, inside the kernel
-            has_next = t + 1 < L
-            step(grid, block,
-                 (dh_above[t], dpre[t + 1] if has_next else dpre[t], W_h, dc, gates[t], c[t],
-                  c[t - 1] if t else zeros, mask if mask is not None else zeros, dpre[t], dc_prev,
-                  np.int32(R), np.int32(H), np.int32(self.act), np.int32(mask is not None),
-                  np.int32(has_next)))
+            step(grid, block, args + (dc, dc_prev, np.int32(t)))
             dc, dc_prev = dc_prev, dc
         dflat = dpre.reshape(L * R, 4 * H)
         gW[:, :I] = dflat.T @ x.reshape(L * R, I)
@@ -430,28 +424,33 @@ class DeviceGenerator:
         states[0] = cp.asarray(seeds)
         U = cp.asarray(np.ascontiguousarray(np.moveaxis(uniforms, 1, 0)))  # (steps, K, 78, 2)
         cons = cp.full(K, conservativity, cp.float64)
-        h = [cp.zeros((R, W_h.shape[1]), cp.float32) for _, W_h, _ in self.time_layers]
-        c = [cp.zeros_like(x) for x in h]
+        # per time layer, slots 0 (previous step) and 1 (this step) of what the training kernel
+        # keeps per step: gates (2, R, 4H) (xproj, then the gates), h and c (2, R, H)
+        sizes = [W_h.shape[1] for _, W_h, _ in self.time_layers]
+        gates = [cp.empty((2, R, 4 * H), cp.float32) for H in sizes]
+        h = [cp.zeros((2, R, H), cp.float32) for H in sizes]
+        c = [cp.zeros((2, R, H), cp.float32) for H in sizes]
         X = cp.empty((R, N_FEATURES), cp.float32)
         probs = cp.empty((K, N_NOTES, 2), cp.float32)
         act = np.int32(self.w.tanh_cell)
         step = kern("lstm", "lstm_step_forward")
+        unused = self.backend.unused
         for t in range(steps):
             kern("features", "note_inputs_at")((_blocks(R, 128),), (128,), (states[t], X, np.int32(K), np.int32(t)))
             x = X
             for layer, (W_x, W_h, b) in enumerate(self.time_layers):
-                H = W_h.shape[1]
-                xproj = x @ W_x.T + b  # (R, 4H)
-                h_new, c_new = cp.empty_like(h[layer]), cp.empty_like(c[layer])
-                gates = cp.empty((R, 4 * H), cp.float32)
-                step(*lstm_forward_launch(R, H),  # no mask: the last two
-                     (xproj, h[layer], c[layer], W_h, h[layer], h_new, c_new, gates, gates,  # go unread
-                      np.int32(R), np.int32(H), act, np.int32(0)))
-                h[layer], c[layer] = h_new, c_new
-                x = h_new
+                H = sizes[layer]
+                cp.matmul(x, W_x.T, out=gates[layer][1])  # (R, 4H)
+                gates[layer][1] += b
+                step(*lstm_forward_launch(R, H), (gates[layer], h[layer], c[layer], W_h, unused, unused,
+                                                  np.int32(R), np.int32(H), act, np.int32(0), np.int32(1)))
+                x = h[layer][1]
             pitch0_in = x @ self.pitch0_time_wT + self.pitch0_b  # (R, 4H0)
             kern("sample", "pitch_sweep")(
                 (K,), (self.sweep_threads,),
                 (pitch0_in, *self.sweep_args, U[t], cons, states[t + 1], probs,
                  np.int32(self.n_pitch_layers), act, np.int32(adaptive)))
+            for layer in range(len(sizes)):  # this step's state becomes the previous one
+                h[layer][0] = h[layer][1]
+                c[layer][0] = c[layer][1]
         return cp.asnumpy(cp.moveaxis(states, 0, 1)) if hasattr(cp, "asnumpy") else np.moveaxis(states, 0, 1).copy()
