@@ -77,27 +77,46 @@ def test_loss_equals_peer_loss(tmp_path, corpus, t_sizes, p_sizes):
     assert abs(ours - peer_loss) <= 1e-10 * abs(peer_loss), (ours, peer_loss)
 
 
-def peer_gradients(peer, model, batch):
-    """Autograd gradients of the peer's model holding our parameters, in our layout."""
+def lstms_of(net):
+    return [(f"time.{k}", m) for k, m in enumerate(net.time)] + [(f"pitch.{k}", m) for k, m in enumerate(net.pitch)]
+
+
+def loaded_net(peer, model):
+    """The peer's model (float64, no dropout) holding our parameters (API layout)."""
     import torch
 
-    net = peer.Biaxial(model.t_layer_sizes, model.p_layer_sizes, dropout=0.0).double().eval()
+    net = peer.Biaxial(model.t_layer_sizes, model.p_layer_sizes, dropout=0.0).double()
     params = {k: torch.from_numpy(np.asarray(v)) for k, v in model.params.items()}
-    lstms = [(f"time.{k}", m) for k, m in enumerate(net.time)] + [(f"pitch.{k}", m) for k, m in enumerate(net.pitch)]
     with torch.no_grad():
-        for name, lstm in lstms:
+        for name, lstm in lstms_of(net):
             lstm.weight_ih_l0.copy_(params[f"{name}.W"][:, :lstm.input_size])
             lstm.weight_hh_l0.copy_(params[f"{name}.W"][:, lstm.input_size:])
             lstm.bias_ih_l0.copy_(params[f"{name}.b"])
         net.out.weight.copy_(params["out.W"])
         net.out.bias.copy_(params["out.b"])
+    return net
+
+
+def in_our_layout(net, grad=False):
+    """The peer's parameters (or their gradients) under our names and shapes."""
+    import torch
+
+    get = (lambda p: p.grad) if grad else (lambda p: p.detach())  # noqa: E731
+    out = {"out.W": get(net.out.weight), "out.b": get(net.out.bias)}
+    for name, lstm in lstms_of(net):
+        out[f"{name}.W"] = torch.cat([get(lstm.weight_ih_l0), get(lstm.weight_hh_l0)], dim=1)
+        out[f"{name}.b"] = get(lstm.bias_ih_l0)  # bias_hh is frozen at zero in the peer
+    return {k: v.numpy() for k, v in out.items()}
+
+
+def peer_gradients(peer, model, batch):
+    """Autograd gradients of the peer's model holding our parameters, in our layout."""
+    import torch
+
+    net = loaded_net(peer, model)
     loss = net(torch.from_numpy(batch.astype(np.float64)))
     loss.backward()
-    grads = {"out.W": net.out.weight.grad, "out.b": net.out.bias.grad}
-    for name, lstm in lstms:
-        grads[f"{name}.W"] = torch.cat([lstm.weight_ih_l0.grad, lstm.weight_hh_l0.grad], dim=1)
-        grads[f"{name}.b"] = lstm.bias_ih_l0.grad  # bias_hh is frozen at zero in the peer
-    return float(loss.detach()), {k: v.numpy() for k, v in grads.items()}
+    return float(loss.detach()), in_our_layout(net, grad=True)
 
 
 def test_gradients_equal_autograd(peer, corpus):
@@ -126,3 +145,26 @@ def test_benchmarks_call_the_peer_in_process():
     generate = peer_result(peer, "generate", steps=2, pieces=1)
     assert generate["task"] == "generate" and generate["steps"] == 2
     assert "skipped" in peer_result(peer, "train", batch=1)  # a missing argument is recorded, not raised
+
+
+def test_adadelta_steps_equal_the_peers(peer, corpus):
+    """Two training steps (gradients, clipping per gate block, Adadelta) against the peer's
+    clip_per_gate_ and torch.optim.Adadelta, float64, no dropout. The summed loss of a real
+    batch gives gradients far above norm 5, so the clipping is exercised."""
+    import torch
+
+    model = tanh_model((24, 16), (12, 8), seed=7)
+    net = loaded_net(peer, model)
+    opt = torch.optim.Adadelta([p for p in net.parameters() if p.requires_grad], lr=1.0, rho=0.95, eps=1e-6)
+    for seed in (8, 9):
+        batch = sample_batch(corpus, 2, 20, np.random.default_rng(seed))
+        opt.zero_grad()
+        loss = net(torch.from_numpy(batch.astype(np.float64)))
+        loss.backward()
+        clipped = any(np.linalg.norm(g) > 5 for g in in_our_layout(net, grad=True).values())
+        peer.clip_per_gate_(net)
+        opt.step()
+        assert clipped
+        assert model.train_step(batch) == pytest.approx(float(loss.detach()), rel=1e-10)
+    for name, want in in_our_layout(net).items():
+        np.testing.assert_allclose(model.params[name], want, rtol=1e-9, atol=1e-12, err_msg=name)
