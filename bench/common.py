@@ -2,6 +2,7 @@
 import argparse
 import importlib.util
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -25,7 +26,9 @@ def _run(cmd):
 
 def environment():
     """Device, driver, library versions and the commit: what a result needs to be read later."""
-    env = {"commit": _run(["git", "-C", str(ROOT), "rev-parse", "HEAD"]), "cpu": platform.processor() or platform.machine(),
+    # the device machine gets a copy of the tree without .git: gpu_session.sh passes the commit
+    commit = os.environ.get("BIAXIAL_CU_COMMIT") or _run(["git", "-C", str(ROOT), "rev-parse", "HEAD"])
+    env = {"commit": commit, "cpu": platform.processor() or platform.machine(),
            "python": platform.python_version(), "numpy": np.__version__,
            "utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     if shutil.which("nvidia-smi"):

@@ -8,10 +8,13 @@
 #   train   bench/train.py with the peer (eager and graph at 10, 32, 64; compile at 10)
 #   rest    bench/generate.py with the peer, bench/profile_batch.py, bench/midi.py
 # Each stage fits one device call (600 s); call them back to back so the machine stays warm.
+# The device gets the tree without .git: name the commit, e.g. (from here)
+#   BIAXIAL_CU_COMMIT=$(git rev-parse HEAD) -> put the literal hash into the device command.
 set -uo pipefail
 STAGE=${1:-check}
 OUT=${OUT:-/tmp/biaxial_out}
 mkdir -p "$OUT/results"
+[[ -n ${BIAXIAL_CU_COMMIT:-} ]] || echo "warning: BIAXIAL_CU_COMMIT is not set: results will name no commit"
 export PYTHONUNBUFFERED=1
 if compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
