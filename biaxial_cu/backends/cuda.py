@@ -13,7 +13,9 @@ Training: gradients come from the backward kernels (BPTT step by step, weight gr
 one GEMM per tensor over all steps); parameters, gradients and Adadelta's accumulators each
 live in one flat buffer so the optimiser is two launches for everything. Dropout masks are
 drawn on the device by a counter-based hash of a seed that Model.rng gives (kernels/dropout.cu),
-so a resumed run continues exactly.
+so a resumed run continues exactly. The recurrent step kernels take a layer's whole buffers and
+the step index, so each step loop launches with one argument tuple and no per-step slicing;
+with BIAXIAL_CU_CUDA_GRAPHS=1 a whole training step is captured once and replayed (StepGraph).
 """
 import logging
 import os
