@@ -51,6 +51,5 @@ fi
 if [[ $STAGE == rest ]]; then
   step bench-generate 300 python3 bench/generate.py "${PEER[@]}" --results-dir "$OUT/results"
   step bench-profile 90 python3 bench/profile_batch.py --results-dir "$OUT/results"
-  step bench-profile-graphs 90 python3 bench/profile_batch.py --graphs --results-dir "$OUT/results"
   step bench-midi 60 python3 bench/midi.py --results-dir "$OUT/results"
 fi

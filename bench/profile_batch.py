@@ -67,14 +67,13 @@ def kernel_events(prof):
     return [(e.name, float(e.time_range.elapsed_us())) for e in prof.events() if e.device_type == DeviceType.CUDA]
 
 
-def profile(batch_size, iters, graphs=False):
+def profile(batch_size, iters):
     import cupy
     import torch
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
     model = Model(backend="cuda", seed=0)
-    model._impl.use_graphs = graphs  # BIAXIAL_CU_CUDA_GRAPHS
     batch = sample_batch(load_pieces(shipped_corpus_dir()), batch_size, 128, np.random.default_rng(0))
     sync = cupy.cuda.Device().synchronize
     for _ in range(3):
@@ -91,7 +90,7 @@ def profile(batch_size, iters, graphs=False):
         sync()
     torch.cuda.synchronize()
     rows, totals = summarize_kernels(kernel_events(prof), iters, wall_ms)
-    return {"batch": batch_size, "iters": iters, "graphs": model._impl.use_graphs, "totals": totals, "kernels": rows,
+    return {"batch": batch_size, "iters": iters, "totals": totals, "kernels": rows,
             "markdown": markdown(rows, totals)}
 
 
@@ -99,7 +98,6 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=10)
     ap.add_argument("--iters", type=int, default=5)
-    ap.add_argument("--graphs", action="store_true", help="replay the step as a CUDA graph")
     ap.add_argument("--results-dir")
     a = ap.parse_args()
     result = {"benchmark": "profile", "environment": environment()}
@@ -112,7 +110,7 @@ def main():
     if reason:
         result["cuda"] = {"skipped": reason}
     else:
-        result["cuda"] = profile(a.batch, a.iters, a.graphs)
+        result["cuda"] = profile(a.batch, a.iters)
         print(result["cuda"]["markdown"])
     finish("profile", result, a.results_dir)
 

@@ -30,14 +30,12 @@ def headline(result):
     cuda, peer = result.get("cuda", {}), result.get("peer", {})
     if kind == "train":
         parts = [f"numpy (batch {result['numpy'].get('batch', '?')}) {_ms(result['numpy'])}"]
-        for name in ("cuda", "cuda-graphs"):
-            if "skipped" not in result.get(name, {"skipped": ""}):
-                parts.append(f"{name} " + ", ".join(f"batch {b} {_ms(r)}" for b, r in result[name].items()))
+        if "skipped" not in cuda:
+            parts.append("cuda " + ", ".join(f"batch {b} {_ms(r)}" for b, r in cuda.items()))
         if "skipped" not in peer:
             parts.append("peer " + ", ".join(f"{k} {_ms(r)}" for k, r in peer.items()))
             best = min((r["median_ms"] for k, r in peer.items() if k.endswith("-10") and "median_ms" in r), default=None)
-            ours = min((result[n]["10"]["median_ms"] for n in ("cuda", "cuda-graphs")
-                        if "10" in result.get(n, {})), default=None)
+            ours = cuda.get("10", {}).get("median_ms") if "skipped" not in cuda else None
             if best and ours:
                 parts.append(f"speed-up at batch 10 over the fastest peer mode: {best / ours:.2f}x")
         return "; ".join(parts)

@@ -21,11 +21,9 @@ from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
 from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir  # noqa: E402
 
 
-def ours(backend, batch, seq_len, iters, sizes, graphs=False):
+def ours(backend, batch, seq_len, iters, sizes):
     pieces = load_pieces(shipped_corpus_dir())
     model = Model(*sizes, backend=backend, seed=0)
-    if graphs:
-        model._impl.use_graphs = True  # as BIAXIAL_CU_CUDA_GRAPHS=1 does
     data = sample_batch(pieces, batch, seq_len, np.random.default_rng(0))
     sync = None
     if backend == "cuda":
@@ -38,9 +36,6 @@ def ours(backend, batch, seq_len, iters, sizes, graphs=False):
         import cupy
 
         r["pool_bytes"] = int(cupy.get_default_memory_pool().total_bytes())  # high-water mark
-        if graphs:
-            r["graph_pool_bytes"] = sum(int(g.pool.total_bytes()) for g in model._impl._graphs.values())
-            r["graphs_used"] = model._impl.use_graphs
     flops = train_flops(batch, seq_len, *sizes)
     r.update(batch=batch, seq_len=seq_len, flops=flops, tflops_per_s=flops / (r["median_ms"] * 1e-3) / 1e12)
     if backend == "cuda":
@@ -64,11 +59,10 @@ def main():
     file.save()
     reason = cuda_unavailable_reason()
     batches = [int(b) for b in a.batches.split(",")]
-    for name, graphs in (("cuda", False), ("cuda-graphs", True)):
-        result[name] = {"skipped": reason} if reason else {}
-        for b in batches if not reason else ():
-            result[name][b] = ours("cuda", b, seq_len, a.iters, sizes, graphs)
-            file.save()
+    result["cuda"] = {"skipped": reason} if reason else {}
+    for b in batches if not reason else ():
+        result["cuda"][b] = ours("cuda", b, seq_len, a.iters, sizes)
+        file.save()
     reason = peer_unavailable_reason(a.peer)
     result["peer"] = {"skipped": reason} if reason else {}
     if not reason:

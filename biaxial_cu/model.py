@@ -263,7 +263,7 @@ class Model:
         """One Adadelta step (MODEL_SPEC 5); returns the loss of the forward pass it used."""
         if self._impl is not None:  # everything stays on the device; one sync for the loss
             batch = _check_batch(batch)
-            if masks is None:  # masks drawn on the device from a seed (a CUDA graph can replay this)
+            if masks is None:  # masks drawn on the device from a seed
                 seed = int(self.rng.integers(2**63)) if self.dropout > 0 else None
                 loss = self._impl.train_step(batch, self.dropout, seed)
             else:

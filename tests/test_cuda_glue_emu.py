@@ -123,7 +123,7 @@ def test_kernel_path_gradients_against_finite_differences():
 
 
 def test_train_step_draws_hash_masks_and_matches_reference():
-    """CudaBackend.train_step (the path a CUDA graph captures): masks from the seed through
+    """CudaBackend.train_step (what Model.train_step uses): masks from the seed through
     kernels/dropout.cu, gradients, Adadelta; against the reference given the same masks."""
     model = Model((6, 5), (4, 3), dropout=0.5, cell_activation="tanh", backend="numpy", seed=4)
     dev = emulated_backend(model)

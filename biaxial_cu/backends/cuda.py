@@ -14,18 +14,16 @@ one GEMM per tensor over all steps); parameters, gradients and Adadelta's accumu
 live in one flat buffer so the optimiser is two launches for everything. Dropout masks are
 drawn on the device by a counter-based hash of a seed that Model.rng gives (kernels/dropout.cu),
 so a resumed run continues exactly. The recurrent step kernels take a layer's whole buffers and
-the step index, so each step loop launches with one argument tuple and no per-step slicing;
-with BIAXIAL_CU_CUDA_GRAPHS=1 a whole training step is captured once and replayed (StepGraph).
+the step index, so each step loop launches with one argument tuple and no per-step slicing.
+Why no CUDA graph of the whole step: CuPy 14 refuses cuBLAS calls during stream capture
+(NotImplementedError in cublas.setStream), and the step's GEMMs go through cuBLAS.
 """
-import logging
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..nvrtc import BASE_OPTIONS
 
-log = logging.getLogger("biaxial_cu")
 KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
 TRAINS = True
 N_NOTES = 78
@@ -122,8 +120,6 @@ class CudaBackend:
         self.segment_offsets = cupy.asarray(segment_offsets(shapes), dtype=cupy.int32)  # (n_seg+1,)
         self.seed = cupy.zeros(1, cupy.uint64)  # dropout seed, read by kernels/dropout.cu
         self.unused = cupy.zeros(1, cupy.float32)  # for pointer arguments a kernel will not touch
-        self.use_graphs = os.environ.get("BIAXIAL_CU_CUDA_GRAPHS", "0") == "1"  # see train_step
-        self._graphs = {}  # (B, T, p) -> StepGraph
 
     @staticmethod
     def _views(buf, shapes):
@@ -309,26 +305,11 @@ class CudaBackend:
 
     def train_step(self, batch, p, seed):
         """Forward, backward and Adadelta of a host batch, masks drawn from seed (None: no
-        dropout): the loss as a device scalar.
-
-        With use_graphs, the first step of a batch shape runs as usual (compiling and warming
-        everything), then is captured as a CUDA graph that every later step of that shape
-        replays: one launch for the ~1,000 kernels of a step, no Python per launch."""
-        if seed is not None:
-            self.seed[...] = seed
-        p = p if seed is not None else 0.0
-        key = batch.shape[:2] + (p,)
-        if self.use_graphs and key in self._graphs:
-            return self._graphs[key].replay(batch)
-        loss = self.device_step(self.to_device(batch), p)
-        if self.use_graphs:
-            try:
-                self._graphs[key] = StepGraph(self, batch.shape[0], batch.shape[1], p)
-            except Exception as e:  # a CuPy or driver without capture: keep training without graphs
-                log.warning("CUDA graph capture failed (%s: %s); training goes on without graphs",
-                            type(e).__name__, e)
-                self.use_graphs = False
-        return loss
+        dropout): the loss as a device scalar."""
+        if seed is None:
+            return self.device_step(self.to_device(batch), 0.0)
+        self.seed[...] = seed
+        return self.device_step(self.to_device(batch), p)
 
     def device_step(self, S, p):
         """One training step of a device batch; the masks come from self.seed when p > 0."""
@@ -348,37 +329,6 @@ class CudaBackend:
             (_blocks(n, 256),), (256,),
             (self.flat["param"], self.flat["grad"], self.flat["Eg"], self.flat["Ex"], self.segment_offsets, sq,
              np.int32(n_seg), np.int32(n), np.float32(rho), np.float32(eps), np.float32(max_norm)))
-
-
-class StepGraph:
-    """One training step of a fixed batch shape, captured as a CUDA graph (CuPy stream capture).
-
-    Its inputs are the batch in self.S and the dropout seed in backend.seed, both written on
-    the current stream before each replay. Every buffer the step allocates comes from a private
-    memory pool that nothing else draws from, so the addresses baked into the graph stay
-    valid, and untouched by other work, between replays.
-    """
-
-    def __init__(self, backend, B, T, p):
-        cp = self.cp = backend.cp
-        self.pool = cp.cuda.MemoryPool()
-        stream = cp.cuda.Stream(non_blocking=True)
-        with cp.cuda.using_allocator(self.pool.malloc):
-            self.S = cp.zeros((B, T, N_NOTES, 2), cp.uint8)  # (B, T, 78, 2)
-            cp.cuda.Device().synchronize()  # the capture stream does not wait for the others
-            cp.get_default_memory_pool().free_all_blocks()  # what the eager step cached: the graph
-            # holds its own copy of that working memory from now on
-            with stream:
-                stream.begin_capture()
-                try:
-                    self.loss = backend.device_step(self.S, p)  # recorded, not run
-                finally:
-                    self.graph = stream.end_capture()
-
-    def replay(self, batch):
-        self.S.set(np.ascontiguousarray(batch, dtype=np.uint8))
-        self.graph.launch(stream=self.cp.cuda.get_current_stream())
-        return self.loss
 
 
 def segment_offsets(shapes):
