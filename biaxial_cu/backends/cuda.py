@@ -204,10 +204,11 @@ class CudaBackend:
 
     # ------------------------------------------------------------------ backward pieces
 
-    def lstm_layer_backward(self, dh_above, cache, W, mask, gW, gb):
+    def lstm_layer_backward(self, dh_above, cache, W, mask, gW, gb, need_dx=True):
         """dh_above (L, R, H): gradient reaching the layer's output (before its mask).
 
-        Writes dW into gW (4H, I+H) and db into gb (4H,); returns dx (L, R, I).
+        Writes dW into gW (4H, I+H) and db into gb (4H,); returns dx (L, R, I), or None when
+        not need_dx (the first time layer: nothing learns from the note features).
         """
         cp = self.cp
         x, h, c, gates = cache  # gates is consumed: it becomes dpre
@@ -227,7 +228,7 @@ class CudaBackend:
         gW[:, :I] = dflat.T @ x.reshape(L * R, I)
         gW[:, I:] = dflat[R:].T @ h[:-1].reshape((L - 1) * R, H)  # h_prev of step 0 is zero
         gb[...] = dflat.sum(axis=0)
-        return (dflat @ W[:, :I]).reshape(L, R, I)
+        return (dflat @ W[:, :I]).reshape(L, R, I) if need_dx else None
 
     def output_loss_backward(self, P, y):
         M = P.shape[0] * P.shape[1]
@@ -300,7 +301,7 @@ class CudaBackend:
         for k in reversed(range(len(self.config["t_layer_sizes"]))):
             name = f"time.{k}"
             dx = self.lstm_layer_backward(dx, caches.pop(name), p[f"{name}.W"], masks.get(name) if masks else None,
-                                          g[f"{name}.W"], g[f"{name}.b"])
+                                          g[f"{name}.W"], g[f"{name}.b"], need_dx=k > 0)
         return loss, g
 
     def train_step(self, batch, p, seed):
