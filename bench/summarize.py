@@ -30,8 +30,9 @@ def headline(result):
     cuda, peer = result.get("cuda", {}), result.get("peer", {})
     if kind == "train":
         parts = [f"numpy (batch {result['numpy'].get('batch', '?')}) {_ms(result['numpy'])}"]
-        if "skipped" not in cuda:
-            parts.append("cuda " + ", ".join(f"batch {b} {_ms(r)}" for b, r in cuda.items()))
+        for name in ("cuda", "cuda-tf32-gemms"):
+            if "skipped" not in result.get(name, {"skipped": ""}):
+                parts.append(f"{name} " + ", ".join(f"batch {b} {_ms(r)}" for b, r in result[name].items()))
         if "skipped" not in peer:
             parts.append("peer " + ", ".join(f"{k} {_ms(r)}" for k, r in peer.items()))
             best = min((r["median_ms"] for k, r in peer.items() if k.endswith("-10") and "median_ms" in r), default=None)

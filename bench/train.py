@@ -21,6 +21,14 @@ from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
 from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir  # noqa: E402
 
 
+def tf32_gemms(on):
+    """CuPy's compute type for float32 GEMMs: TF32 tensor cores or plain fp32 (what the
+    CUPY_TF32=1 environment variable selects at start-up). Our kernels are fp32 either way."""
+    from cupy._core import _routines_linalg as linalg
+
+    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if on else linalg.COMPUTE_TYPE_DEFAULT)
+
+
 def ours(backend, batch, seq_len, iters, sizes):
     pieces = load_pieces(shipped_corpus_dir())
     model = Model(*sizes, backend=backend, seed=0)
@@ -59,10 +67,13 @@ def main():
     file.save()
     reason = cuda_unavailable_reason()
     batches = [int(b) for b in a.batches.split(",")]
-    result["cuda"] = {"skipped": reason} if reason else {}
-    for b in batches if not reason else ():
-        result["cuda"][b] = ours("cuda", b, seq_len, a.iters, sizes)
-        file.save()
+    for name, tf32 in (("cuda", False), ("cuda-tf32-gemms", True)):  # the peer's cuDNN uses TF32
+        result[name] = {"skipped": reason} if reason else {}
+        for b in batches if not reason else ():
+            tf32_gemms(tf32)
+            result[name][b] = ours("cuda", b, seq_len, a.iters, sizes)
+            tf32_gemms(False)
+            file.save()
     reason = peer_unavailable_reason(a.peer)
     result["peer"] = {"skipped": reason} if reason else {}
     if not reason:
