@@ -37,7 +37,7 @@ step() {
 
 SMALL="tests/test_cuda_backend.py::test_small_model_runs_every_kernel"
 if [[ $STAGE == check ]]; then
-  step pytest-gpu 300 python3 -m pytest -m gpu -q -rA -p no:cacheprovider tests
+  step pytest-gpu 300 python3 -m pytest -m gpu -q -rA --durations=10 -p no:cacheprovider tests
   for tool in memcheck racecheck; do
     step "sanitizer-$tool" 120 compute-sanitizer --tool "$tool" --error-exitcode 9 \
       python3 -m pytest -q -p no:cacheprovider -m gpu "$SMALL"
