@@ -6,7 +6,7 @@
 #
 #   check   GPU tests, then compute-sanitizer (memcheck, racecheck) on the small-model test
 #   train   bench/train.py with the peer (eager and graph at 10, 32, 64; compile at 10)
-#   rest    bench/generate.py with the peer, bench/profile_batch.py, bench/midi.py
+#   rest    bench/generate.py with the peer, bench/profile_batch.py, bench/lstm_tiles.py, bench/midi.py
 # Each stage fits one device call (600 s); call them back to back so the machine stays warm.
 # The device gets the tree without .git: name the commit, e.g. (from here)
 #   BIAXIAL_CU_COMMIT=$(git rev-parse HEAD) -> put the literal hash into the device command.
@@ -51,5 +51,6 @@ fi
 if [[ $STAGE == rest ]]; then
   step bench-generate 300 python3 bench/generate.py "${PEER[@]}" --results-dir "$OUT/results"
   step bench-profile 90 python3 bench/profile_batch.py --results-dir "$OUT/results"
+  step bench-lstm-tiles 120 python3 bench/lstm_tiles.py --results-dir "$OUT/results"
   step bench-midi 60 python3 bench/midi.py --results-dir "$OUT/results"
 fi

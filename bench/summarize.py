@@ -48,6 +48,15 @@ def headline(result):
         return f"{result['config']['steps']} steps: " + "; ".join(parts)
     if kind == "midi":
         return f"{result['files']} files in {result['median_ms']:.0f} ms ({result['ms_per_dozen_files']:.0f} ms per dozen)"
+    if kind == "lstm_tiles":
+        if "skipped" in cuda:
+            return "skipped"
+        parts = []
+        for direction, rows in cuda.items():
+            at = lambda r: r["shapes"]["time 10x128"]["us_per_launch"]  # noqa: E731
+            best = min(rows, key=at)
+            parts.append(f"{direction} time step: default {at(rows[0]):.1f} us, best {at(best):.1f} us {best['variant']}")
+        return "; ".join(parts)
     if kind == "profile":
         if "skipped" in cuda:
             return "skipped"

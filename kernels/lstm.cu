@@ -32,18 +32,32 @@
 // harness cannot run.
 #include "common.cuh"
 
+// Tile shapes: defaults below; bench/lstm_tiles.py compiles and times variants with -D options.
 #define TJ 32        // units per warp: blockDim.x of both kernels
 #define TK 16        // k per shared-memory chunk
+#ifndef FWD_TY
 #define FWD_TY 4     // forward: blockDim.y; a thread owns FWD_RPT rows, a block FWD_ROWS x TJ units
+#endif
+#ifndef FWD_RPT
 #define FWD_RPT 8
+#endif
+#ifndef BWD_TY
 #define BWD_TY 8     // backward: blockDim.y; a thread owns BWD_RPT rows x BWD_UPT units
+#endif
+#ifndef BWD_RPT
 #define BWD_RPT 4
+#endif
+#ifndef BWD_UPT
 #define BWD_UPT 2
+#endif
 #define FWD_ROWS (FWD_TY * FWD_RPT)
 #define FWD_NT (TJ * FWD_TY)  // threads per block
 #define BWD_ROWS (BWD_TY * BWD_RPT)
 #define BWD_UNITS (TJ * BWD_UPT)
 #define BWD_NT (TJ * BWD_TY)
+// every thread fetches whole shares of each chunk
+static_assert(FWD_ROWS * TK % FWD_NT == 0 && 4 * TJ * TK % FWD_NT == 0, "forward tile");
+static_assert(BWD_ROWS * TK % BWD_NT == 0 && BWD_UNITS * TK % BWD_NT == 0, "backward tile");
 
 // The row operand of both products, chunk by chunk: rows r0..r0+ROWS-1, columns k0..k0+TK-1 of
 // a row-major (R, K) matrix, into registers (zeros outside), the NT threads of a block sharing

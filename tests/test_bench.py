@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("script,args", [("train.py", ["--quick"]), ("generate.py", ["--quick"]),
-                                         ("midi.py", ["--iters", "1"]), ("profile_batch.py", ["--iters", "1"])])
+                                         ("midi.py", ["--iters", "1"]), ("profile_batch.py", ["--iters", "1"]),
+                                         ("lstm_tiles.py", [])])
 def test_bench_script_writes_a_result(tmp_path, script, args):
     r = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--results-dir", str(tmp_path)],
                        capture_output=True, text=True, timeout=300)
@@ -21,6 +22,8 @@ def test_bench_script_writes_a_result(tmp_path, script, args):
     assert env["commit"] and env["numpy"] and "device" in env
     if script == "profile_batch.py":
         assert "skipped" in result["cuda"] or result["cuda"]["kernels"]
+    elif script == "lstm_tiles.py":
+        assert "skipped" in result["cuda"] or result["cuda"]["backward"]
     elif script != "midi.py":
         assert result["numpy"]
         assert "skipped" in result["cuda"] or result["cuda"]  # skipped with a reason, or measured

@@ -21,9 +21,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cuda_emu"))
 import emu  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from lstm_tiles import BACKWARD as BACKWARD_TILES  # noqa: E402
 
-def kernel(name):
-    return emu.load(ROOT / "kernels" / f"{name}.cu")
+
+def kernel(name, defines=None):
+    """The harness's build of kernels/<name>.cu, with -D<k>=<v> for each of defines."""
+    return emu.load(ROOT / "kernels" / f"{name}.cu", [f"{k}={v}" for k, v in (defines or {}).items()])
 
 
 # shapes: smaller than a tile; partial tiles on both axes with 4H (the k of the recurrent
@@ -33,23 +37,32 @@ def kernel(name):
 @pytest.mark.parametrize("act", ["identity", "tanh"])
 @pytest.mark.parametrize("use_mask", [0, 1])
 def test_lstm_step_backward_matches_twin(R, H, act, use_mask):
+    check_lstm_step_backward(R, H, act, use_mask)
+
+
+@pytest.mark.parametrize("tiles", BACKWARD_TILES[1:], ids=str)
+def test_lstm_step_backward_tile_variants(tiles):
+    """Every tile shape bench/lstm_tiles.py times, compiled with its -D options."""
+    check_lstm_step_backward(45, 70, "tanh", 1, tiles)
+
+
+def check_lstm_step_backward(R, H, act, use_mask, tiles=None):
     """Tolerance: the recurrent product sums 4H terms in float32, as the forward kernel's does
     (ATOL of test_kernels_forward); the elementwise rest agrees to a few ulps."""
     L = 3
     rng = np.random.default_rng(R + H + use_mask)
     f32 = lambda *s: rng.standard_normal(s).astype(np.float32)  # noqa: E731
-    xproj = f32(L, R, 4 * H)
     W = (f32(4 * H, 2 * H) / np.sqrt(4 * H)).astype(np.float32)  # [W_x, W_h], x of size H
     h_all, (_, _, c, gates) = ref.lstm_layer_forward(f32(L, R, H), W, np.zeros(4 * H, np.float32), act)
     W_h = np.ascontiguousarray(W[:, H:])
     dh_above, mask = f32(L, R, H), ref.dropout_mask(rng, R, H, 0.5, np.float32)
     got = gates.copy()  # (L, R, 4H): the gates, each step's slice becomes its dpre
     dc, dc_prev = np.zeros((R, H), np.float32), np.full((R, H), np.nan, np.float32)
-    grid, block = lstm_backward_launch(R, H)
-    want_dc = np.zeros((R, H))
+    grid, block = lstm_backward_launch(R, H, tiles)
+    module = kernel("lstm", tiles)
     for t in range(L - 1, -1, -1):
-        kernel("lstm").launch("lstm_step_backward", grid, block,
-                              [dh_above, got, W_h, c, mask, R, H, int(act == "tanh"), use_mask, L, dc, dc_prev, t])
+        module.launch("lstm_step_backward", grid, block,
+                      [dh_above, got, W_h, c, mask, R, H, int(act == "tanh"), use_mask, L, dc, dc_prev, t])
         # the twin in float64 from the kernel's own dpre of step t+1 and dc: this step alone
         want_dpre, want_dc = ref.lstm_step_backward(
             (dh_above[t] * mask if use_mask else dh_above[t]).astype(np.float64),
@@ -67,10 +80,8 @@ def test_lstm_tiles_match_the_kernel_defines():
 
     src = (ROOT / "kernels" / "lstm.cu").read_text()
     d = {m[0]: int(m[1]) for m in re.findall(r"#define (\w+) (\d+)", src)}
-    assert cuda.FWD_BLOCK == (d["TJ"], d["FWD_TY"])
-    assert (cuda.FWD_ROWS, cuda.FWD_UNITS) == (d["FWD_TY"] * d["FWD_RPT"], d["TJ"])
-    assert cuda.BWD_BLOCK == (d["TJ"], d["BWD_TY"])
-    assert (cuda.BWD_ROWS, cuda.BWD_UNITS) == (d["BWD_TY"] * d["BWD_RPT"], d["TJ"] * d["BWD_UPT"])
+    assert d["TJ"] == 32
+    assert cuda.LSTM_TILES == {k: d[k] for k in cuda.LSTM_TILES}
 
 
 def test_output_loss_backward_matches_twin():

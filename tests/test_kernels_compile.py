@@ -37,3 +37,26 @@ def test_compile_error_carries_the_log():
 def test_ptx_for_compute_arch():
     ptx = nvrtc.compile_source('extern "C" __global__ void k(float* x) { x[0] = 1.0f; }', "compute_90")
     assert b".visible .entry k" in ptx
+
+
+def lstm_tile_variants():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from lstm_tiles import BACKWARD, FORWARD
+
+    return FORWARD[1:] + BACKWARD[1:]
+
+
+@pytest.mark.parametrize("tiles", lstm_tile_variants(), ids=str)
+def test_lstm_tile_variants_compile(tiles):
+    """bench/lstm_tiles.py's variants: each passes lstm.cu's static_asserts and compiles."""
+    options = nvrtc.kernel_options(ROOT / "kernels") + tuple(f"-D{k}={v}" for k, v in tiles.items())
+    cubin = nvrtc.compile_source((ROOT / "kernels" / "lstm.cu").read_text(), "sm_90", "lstm.cu", options)
+    assert cubin[:4] == b"\x7fELF"
+
+
+def test_lstm_static_asserts_refuse_a_bad_tile():
+    options = nvrtc.kernel_options(ROOT / "kernels") + ("-DFWD_RPT=3",)
+    with pytest.raises(nvrtc.NvrtcError, match="forward tile"):
+        nvrtc.compile_source((ROOT / "kernels" / "lstm.cu").read_text(), "sm_90", "lstm.cu", options)

@@ -20,11 +20,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cuda_emu"))
 import emu  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from lstm_tiles import BACKWARD as BACKWARD_TILES  # noqa: E402
+from lstm_tiles import FORWARD as FORWARD_TILES  # noqa: E402
+
 ATOL, RTOL = 2e-5, 1e-5
 
 
-def kernel(name):
-    return emu.load(ROOT / "kernels" / f"{name}.cu")
+def kernel(name, defines=None):
+    """The harness's build of kernels/<name>.cu, with -D<k>=<v> for each of defines."""
+    return emu.load(ROOT / "kernels" / f"{name}.cu", [f"{k}={v}" for k, v in (defines or {}).items()])
 
 
 def random_batch(rng, B, T, density=0.25):
@@ -72,6 +77,16 @@ def test_layout_kernels_match_twins():
 @pytest.mark.parametrize("act", ["identity", "tanh"])
 @pytest.mark.parametrize("use_mask", [0, 1])
 def test_lstm_step_forward_matches_twin(R, H, act, use_mask):
+    check_lstm_step_forward(R, H, act, use_mask)
+
+
+@pytest.mark.parametrize("tiles", FORWARD_TILES[1:], ids=str)
+def test_lstm_step_forward_tile_variants(tiles):
+    """Every tile shape bench/lstm_tiles.py times, compiled with its -D options."""
+    check_lstm_step_forward(70, 37, "tanh", 1, tiles)
+
+
+def check_lstm_step_forward(R, H, act, use_mask, tiles=None):
     L = 3
     rng = np.random.default_rng(R * H + use_mask)
     xproj = rng.standard_normal((L, R, 4 * H)).astype(np.float32)
@@ -79,11 +94,11 @@ def test_lstm_step_forward_matches_twin(R, H, act, use_mask):
     mask = ref.dropout_mask(rng, R, H, 0.5, np.float32)
     h, c, h_out = (np.full((L, R, H), np.nan, np.float32) for _ in range(3))
     gates = xproj.copy()  # (L, R, 4H): each step turns its slice into the gates in place
-    grid, block = lstm_forward_launch(R, H)
+    grid, block = lstm_forward_launch(R, H, tiles)
+    module = kernel("lstm", tiles)
     for t in range(L):
-        kernel("lstm").launch("lstm_step_forward", grid, block,
-                              [gates, h, c, W_h, mask, h_out, R, H, int(act == "tanh"), use_mask, t])
-    want_h, want_c = np.zeros((R, H)), np.zeros((R, H))
+        module.launch("lstm_step_forward", grid, block,
+                      [gates, h, c, W_h, mask, h_out, R, H, int(act == "tanh"), use_mask, t])
     for t in range(L):  # the twin, one step at a time, from the kernel's previous state
         h_prev, c_prev = (h[t - 1], c[t - 1]) if t else (np.zeros((R, H), np.float32),) * 2
         want_h, want_c, want_gates = ref.lstm_step_forward(xproj[t], h_prev, c_prev, W_h, act)

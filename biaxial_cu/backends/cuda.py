@@ -28,10 +28,9 @@ KERNELS_DIR = Path(__file__).resolve().parents[2] / "kernels"
 TRAINS = True
 N_NOTES = 78
 N_FEATURES = 80
-# lstm.cu's tiles (a test checks them against its #defines): a forward block of FWD_BLOCK threads
-# covers FWD_ROWS rows x FWD_UNITS units, a backward block of BWD_BLOCK threads BWD_ROWS x BWD_UNITS.
-FWD_BLOCK, FWD_ROWS, FWD_UNITS = (32, 4), 32, 32
-BWD_BLOCK, BWD_ROWS, BWD_UNITS = (32, 8), 32, 64
+# lstm.cu's default tiles (a test checks them against its #defines; bench/lstm_tiles.py times
+# others, compiled with -D options). Blocks are (32, *_TY) threads; a thread owns *_RPT rows.
+LSTM_TILES = {"FWD_TY": 4, "FWD_RPT": 8, "BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2}
 LOSS_THREADS = 256  # output_loss.cu
 ACTS = {"identity": 0, "tanh": 1}
 
@@ -67,14 +66,19 @@ def kernel_source(name):
 MODULE_OPTIONS = {"sample": ("--fmad=false",)}
 
 
+def module_options(module, defines=()):
+    """NVRTC options for kernels/<module>.cu through CuPy (which adds -ftz=true and
+    --device-as-default-execution-space itself), plus -D<define> for each define."""
+    base = tuple(o for o in BASE_OPTIONS if o not in ("-ftz=true", "--device-as-default-execution-space"))
+    return base + MODULE_OPTIONS.get(module, ()) + tuple(f"-D{d}" for d in defines)
+
+
 def kernel(module, name):
     """A compiled kernel function; the module compiles on first use."""
     import cupy
 
     if module not in _modules:
-        options = tuple(o for o in BASE_OPTIONS if o not in ("-ftz=true", "--device-as-default-execution-space"))
-        _modules[module] = cupy.RawModule(code=kernel_source(module),
-                                          options=options + MODULE_OPTIONS.get(module, ()))
+        _modules[module] = cupy.RawModule(code=kernel_source(module), options=module_options(module))
     return _modules[module].get_function(name)
 
 
@@ -82,14 +86,17 @@ def _blocks(n, size):
     return (n + size - 1) // size
 
 
-def lstm_forward_launch(R, H):
-    """(grid, block) of lstm_step_forward for R rows of H units."""
-    return (_blocks(H, FWD_UNITS), _blocks(R, FWD_ROWS)), FWD_BLOCK
+def lstm_forward_launch(R, H, tiles=None):
+    """(grid, block) of lstm_step_forward for R rows of H units: a block covers FWD_TY * FWD_RPT
+    rows x 32 units. tiles: the -D values the kernel was compiled with (default LSTM_TILES)."""
+    t = {**LSTM_TILES, **(tiles or {})}
+    return (_blocks(H, 32), _blocks(R, t["FWD_TY"] * t["FWD_RPT"])), (32, t["FWD_TY"])
 
 
-def lstm_backward_launch(R, H):
-    """(grid, block) of lstm_step_backward for R rows of H units."""
-    return (_blocks(H, BWD_UNITS), _blocks(R, BWD_ROWS)), BWD_BLOCK
+def lstm_backward_launch(R, H, tiles=None):
+    """(grid, block) of lstm_step_backward: a block covers BWD_TY * BWD_RPT rows x 32 * BWD_UPT units."""
+    t = {**LSTM_TILES, **(tiles or {})}
+    return (_blocks(H, 32 * t["BWD_UPT"]), _blocks(R, t["BWD_TY"] * t["BWD_RPT"])), (32, t["BWD_TY"])
 
 
 class CudaBackend:
