@@ -60,8 +60,9 @@ def headline(result):
     if kind == "profile":
         if "skipped" in cuda:
             return "skipped"
-        t = cuda["totals"]
-        top = cuda["kernels"][0] if cuda["kernels"] else {"kernel": "-", "share": 0}
+        view = cuda["profiler"] if "kernels" in cuda.get("profiler", {}) else cuda["events"]
+        t = view["totals"]
+        top = view["kernels"][0] if view["kernels"] else {"kernel": "-", "share": 0}
         return (f"batch {cuda['batch']}: wall {t['wall_ms_per_batch']:.2f} ms, GPU busy {t['gpu_busy_ms_per_batch']:.2f} ms, "
                 f"{t['launches_per_batch']:.0f} launches; top `{top['kernel'][:40]}` {100 * top['share']:.0f}%")
     return ""

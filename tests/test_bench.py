@@ -21,7 +21,7 @@ def test_bench_script_writes_a_result(tmp_path, script, args):
     env = result["environment"]
     assert env["commit"] and env["numpy"] and "device" in env
     if script == "profile_batch.py":
-        assert "skipped" in result["cuda"] or result["cuda"]["kernels"]
+        assert "skipped" in result["cuda"] or result["cuda"]["events"]["kernels"]
     elif script == "lstm_tiles.py":
         assert "skipped" in result["cuda"] or result["cuda"]["backward"]
     elif script != "midi.py":
