@@ -77,6 +77,10 @@ def main():
     reason = peer_unavailable_reason(a.peer)
     result["peer"] = {"skipped": reason} if reason else {}
     if not reason:
+        if "skipped" not in result["cuda"]:
+            import cupy
+
+            cupy.get_default_memory_pool().free_all_blocks()  # the peer gets the whole GPU
         peer = load_peer(a.peer)
         # torch.compile takes minutes per shape: that mode runs last, at the first batch size only
         for mode, b in [(mode, b) for mode in ("eager", "graph") for b in batches] + [("compile", batches[0])]:
