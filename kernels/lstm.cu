@@ -24,8 +24,8 @@
 // forward at 128 (4 blocks per SM) spilled (224 bytes, measured before t moved into the
 // kernel), so it is left uncapped: 2 blocks of 4 warps per SM, which holds the time stack's
 // 250 blocks (R 780, H 300) in one wave.
-// None of this has been timed on a GPU yet: the tile shapes are the first thing to revisit
-// with bench/profile_batch.py.
+// None of this has been timed on a GPU yet: bench/lstm_tiles.py times the tile shapes against
+// each other, bench/profile_batch.py the kernels against the rest of a batch.
 // Why not a persistent kernel with W_h resident on chip: in the time stack each step is a
 // 780 x 300 x 1200 GEMM (0.56 GFLOP), so launch latency (a few us) is small against the step,
 // and a grid-wide barrier between steps would tie us to cooperative launch, which the CPU
