@@ -4,7 +4,8 @@ and the NumPy reference, in one process on one machine.
     python bench/train.py --peer peers/torch_biaxial.py          # on a GPU machine
     python bench/train.py --quick                                # CPU only, seconds
 
-The peer is run as it is (a subprocess per mode) and its JSON recorded verbatim.
+The peer file is run unchanged, imported into this process (common.peer_result), and its JSON
+recorded as its command line would print it.
 """
 import argparse
 import sys
@@ -29,7 +30,7 @@ def tf32_gemms(on):
     linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if on else linalg.COMPUTE_TYPE_DEFAULT)
 
 
-def ours(backend, batch, seq_len, iters, sizes):
+def ours(backend, batch, seq_len, iters, sizes, device=None):
     pieces = load_pieces(shipped_corpus_dir())
     model = Model(*sizes, backend=backend, seed=0)
     data = sample_batch(pieces, batch, seq_len, np.random.default_rng(0))
@@ -47,7 +48,7 @@ def ours(backend, batch, seq_len, iters, sizes):
     flops = train_flops(batch, seq_len, *sizes)
     r.update(batch=batch, seq_len=seq_len, flops=flops, tflops_per_s=flops / (r["median_ms"] * 1e-3) / 1e12)
     if backend == "cuda":
-        r.update(peak_fractions(r["tflops_per_s"], environment().get("device")))
+        r.update(peak_fractions(r["tflops_per_s"], device))
     return r
 
 
@@ -71,7 +72,7 @@ def main():
         result[name] = {"skipped": reason} if reason else {}
         for b in batches if not reason else ():
             tf32_gemms(tf32)
-            result[name][b] = ours("cuda", b, seq_len, a.iters, sizes)
+            result[name][b] = ours("cuda", b, seq_len, a.iters, sizes, result["environment"]["device"])
             tf32_gemms(False)
             file.save()
     reason = peer_unavailable_reason(a.peer)
@@ -88,6 +89,7 @@ def main():
                                                        mode=mode)
             file.save()
     finish("train", result, file=file)
+
 
 if __name__ == "__main__":
     main()
