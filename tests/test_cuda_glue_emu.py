@@ -29,10 +29,10 @@ def emu_kernel(module, name):
     return lambda grid, block, args: mod.launch(name, grid, block, list(args), schedules=(0,))
 
 
-def emulated_backend(model):
+def emulated_backend(model, kernel_fn=emu_kernel):
     params = {k: v.copy() for k, v in model.params.items()}
     opt = {k: v.copy() for k, v in model._opt.items()}
-    return CudaBackend(params, opt, model.config, xp=np, kernel_fn=emu_kernel)
+    return CudaBackend(params, opt, model.config, xp=np, kernel_fn=kernel_fn)
 
 
 def small_batch(seed, B=2, T=4):
@@ -149,10 +149,7 @@ def test_original_configuration_step_fits_2_5_gb():
 
     from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir
 
-    model = Model(backend="numpy", seed=0)
-    params = {k: v.copy() for k, v in model.params.items()}
-    opt = {k: v.copy() for k, v in model._opt.items()}
-    dev = CudaBackend(params, opt, model.config, xp=np, kernel_fn=lambda module, name: lambda *launch: None)
+    dev = emulated_backend(Model(backend="numpy", seed=0), kernel_fn=lambda module, name: lambda *launch: None)
     batch = sample_batch(load_pieces(shipped_corpus_dir()), 10, 128, np.random.default_rng(0))
     tracemalloc.start()
     try:

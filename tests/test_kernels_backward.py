@@ -25,11 +25,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 from lstm_tiles import BACKWARD as BACKWARD_TILES  # noqa: E402
 
 
-def kernel(name, defines=None):
-    """The harness's build of kernels/<name>.cu, with -D<k>=<v> for each of defines."""
-    return emu.load(ROOT / "kernels" / f"{name}.cu", [f"{k}={v}" for k, v in (defines or {}).items()])
-
-
 # shapes: smaller than a tile; partial tiles on both axes with 4H (the k of the recurrent
 # product) not a multiple of the chunk of 16; two unit tiles (H > 64). Three steps backwards:
 # the last one (no recurrent product), a middle one, and step 0 (no previous cell).
@@ -59,7 +54,7 @@ def check_lstm_step_backward(R, H, act, use_mask, tiles=None):
     got = gates.copy()  # (L, R, 4H): the gates, each step's slice becomes its dpre
     dc, dc_prev = np.zeros((R, H), np.float32), np.full((R, H), np.nan, np.float32)
     grid, block = lstm_backward_launch(R, H, tiles)
-    module = kernel("lstm", tiles)
+    module = emu.load_kernels("lstm", tiles)
     for t in range(L - 1, -1, -1):
         module.launch("lstm_step_backward", grid, block,
                       [dh_above, got, W_h, c, mask, R, H, int(act == "tanh"), use_mask, L, dc, dc_prev, t])
@@ -92,7 +87,7 @@ def test_output_loss_backward_matches_twin():
     y = (rng.random((M, 2)) < 0.5).astype(np.float32)
     y[:, 1] *= y[:, 0]
     d = np.full((M, 2), np.nan, np.float32)
-    kernel("output_loss").launch("output_loss_backward", (M + 127) // 128, 128, [P, y, d, M])
+    emu.load_kernels("output_loss").launch("output_loss_backward", (M + 127) // 128, 128, [P, y, d, M])
     np.testing.assert_allclose(d, ref.output_loss_backward(P, y), atol=1e-6, rtol=1e-5)
 
 
@@ -118,7 +113,7 @@ def test_segment_norms_and_adadelta_match_twins():
     offsets = flat_segments(model)
     g = np.concatenate([grads[n].ravel() for n in names])
     sq = np.full(len(offsets) - 1, np.nan, np.float64)
-    mod = kernel("adadelta")
+    mod = emu.load_kernels("adadelta")
     mod.launch("segment_sq_norms", len(sq), 256, [g, offsets, sq])
     want_sq = np.array([np.sum(g[a:b].astype(np.float64) ** 2) for a, b in zip(offsets[:-1], offsets[1:])])
     np.testing.assert_allclose(sq, want_sq, rtol=1e-12)

@@ -21,15 +21,9 @@ sys.path.insert(0, str(ROOT / "tests" / "cuda_emu"))
 import emu  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from lstm_tiles import BACKWARD as BACKWARD_TILES  # noqa: E402
 from lstm_tiles import FORWARD as FORWARD_TILES  # noqa: E402
 
 ATOL, RTOL = 2e-5, 1e-5
-
-
-def kernel(name, defines=None):
-    """The harness's build of kernels/<name>.cu, with -D<k>=<v> for each of defines."""
-    return emu.load(ROOT / "kernels" / f"{name}.cu", [f"{k}={v}" for k, v in (defines or {}).items()])
 
 
 def random_batch(rng, B, T, density=0.25):
@@ -47,7 +41,7 @@ def test_note_inputs_matches_features():
     B, T = 2, 19  # 18 steps: beat bits up to t = 17
     S = random_batch(rng, B, T)
     X = np.full((T - 1, B * 78, 80), np.nan, np.float32)
-    kernel("features").launch("note_inputs", blocks(X.shape[0] * X.shape[1], 128), 128, [S, X, B, T])
+    emu.load_kernels("features").launch("note_inputs", blocks(X.shape[0] * X.shape[1], 128), 128, [S, X, B, T])
     want = ref.time_inputs(np.stack([note_inputs(S[b, :-1]) for b in range(B)]))
     np.testing.assert_array_equal(X, want)
 
@@ -58,7 +52,7 @@ def test_layout_kernels_match_twins():
     L = T - 1
     S = random_batch(rng, B, T)
     time_out = rng.standard_normal((L, B * 78, Ht)).astype(np.float32)
-    mod = kernel("layout")
+    mod = emu.load_kernels("layout")
     out = np.full((78, B * L, Ht + 2), np.nan, np.float32)
     mod.launch("pitch_inputs", blocks(out.size, 256), 256, [time_out, S, out, B, L, Ht])
     targets = S[:, 1:].astype(np.float32)
@@ -95,7 +89,7 @@ def check_lstm_step_forward(R, H, act, use_mask, tiles=None):
     h, c, h_out = (np.full((L, R, H), np.nan, np.float32) for _ in range(3))
     gates = xproj.copy()  # (L, R, 4H): each step turns its slice into the gates in place
     grid, block = lstm_forward_launch(R, H, tiles)
-    module = kernel("lstm", tiles)
+    module = emu.load_kernels("lstm", tiles)
     for t in range(L):
         module.launch("lstm_step_forward", grid, block,
                       [gates, h, c, W_h, mask, h_out, R, H, int(act == "tanh"), use_mask, t])
@@ -121,7 +115,7 @@ def test_output_loss_forward_matches_twin():
     y[:, 1] *= y[:, 0]
     P = np.full((M, 2), np.nan, np.float32)
     partial = np.full(blocks(M, 256), np.nan, np.float64)
-    kernel("output_loss").launch("output_loss_forward", len(partial), 256, [h, W, b, y, P, partial, M, Hp])
+    emu.load_kernels("output_loss").launch("output_loss_forward", len(partial), 256, [h, W, b, y, P, partial, M, Hp])
     want_P, want_loss = ref.output_loss_forward(h, W, b, y)
     np.testing.assert_allclose(P, want_P, atol=ATOL, rtol=RTOL)
     assert partial.sum() == pytest.approx(want_loss, rel=1e-5)
@@ -132,7 +126,7 @@ def test_dropout_mask_hash_matches_twin_bit_for_bit(seed, p):
     n = 1000  # 4 blocks of 256, the last one partial
     masks = np.full(n, np.nan, np.float32)
     p32 = np.float32(p)
-    kernel("dropout").launch("dropout_mask_hash", blocks(n, 256), 256,
+    emu.load_kernels("dropout").launch("dropout_mask_hash", blocks(n, 256), 256,
                              [np.array([seed], np.uint64), masks, n, p32, np.float32(1) / (np.float32(1) - p32)])
     want = ref.dropout_mask_hash(seed, n, p)
     np.testing.assert_array_equal(masks, want)

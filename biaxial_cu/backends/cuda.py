@@ -314,15 +314,8 @@ class CudaBackend:
     def train_step(self, batch, p, seed):
         """Forward, backward and Adadelta of a host batch, masks drawn from seed (None: no
         dropout): the loss as a device scalar."""
-        if seed is None:
-            return self.device_step(self.to_device(batch), 0.0)
-        self.seed[...] = seed
-        return self.device_step(self.to_device(batch), p)
-
-    def device_step(self, S, p):
-        """One training step of a device batch; the masks come from self.seed when p > 0."""
-        B, T = S.shape[:2]
-        loss, _ = self.device_gradients(S, self.draw_masks(B, T, p) if p > 0 else None)
+        masks = None if seed is None else self.dropout_masks(*batch.shape[:2], p, seed)
+        loss, _ = self.device_gradients(self.to_device(batch), masks)
         self.adadelta()
         return loss
 
@@ -394,6 +387,7 @@ class DeviceGenerator:
         probs = cp.empty((K, N_NOTES, 2), cp.float32)
         act = np.int32(self.w.tanh_cell)
         step = kern("lstm", "lstm_step_forward")
+        launches = [lstm_forward_launch(R, H) for H in sizes]
         unused = self.backend.unused
         for t in range(steps):
             kern("features", "note_inputs_at")((_blocks(R, 128),), (128,), (states[t], X, np.int32(K), np.int32(t)))
@@ -402,8 +396,8 @@ class DeviceGenerator:
                 H = sizes[layer]
                 cp.matmul(x, W_x.T, out=gates[layer][1])  # (R, 4H)
                 gates[layer][1] += b
-                step(*lstm_forward_launch(R, H), (gates[layer], h[layer], c[layer], W_h, unused, unused,
-                                                  np.int32(R), np.int32(H), act, np.int32(0), np.int32(1)))
+                step(*launches[layer], (gates[layer], h[layer], c[layer], W_h, unused, unused,
+                                        np.int32(R), np.int32(H), act, np.int32(0), np.int32(1)))
                 x = h[layer][1]
             pitch0_in = x @ self.pitch0_time_wT + self.pitch0_b  # (R, 4H0)
             kern("sample", "pitch_sweep")(

@@ -105,6 +105,11 @@ def launcher_source(kernels):
     return "\n".join(lines) + "\n"
 
 
+def load_kernels(name, defines=None):
+    """kernels/<name>.cu of this repository, with -D<k>=<v> for each item of defines (a dict)."""
+    return load(HERE.parents[1] / "kernels" / f"{name}.cu", [f"{k}={v}" for k, v in (defines or {}).items()])
+
+
 def load(cu_path, defines=()):
     """Compile (cached) and return a Module for the kernels of one .cu file."""
     cu_path = Path(cu_path).resolve()
