@@ -7,6 +7,7 @@ import platform
 import shutil
 import subprocess
 import time
+import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -109,15 +110,23 @@ def load_peer(path):
 
 def peer_result(peer, task, **args):
     """peer.bench_<task> with the arguments its command line takes, plus what its CLI adds to
-    the JSON; {"skipped": why} if it fails (recorded, not raised)."""
+    the JSON; {"failed": why} if it fails."""
     import torch
 
-    try:
-        result = getattr(peer, f"bench_{task}")(argparse.Namespace(**args))
-    except Exception as e:
-        return {"skipped": f"peer {task} {args} failed: {type(e).__name__}: {e}"[:1000]}
-    result.update(peer.device_info(), torch=torch.__version__, peer="pytorch-cudnn")
+    result = recorded(getattr(peer, f"bench_{task}"), argparse.Namespace(**args))
+    if "failed" not in result:
+        result.update(peer.device_info(), torch=torch.__version__, peer="pytorch-cudnn")
     return result
+
+
+def recorded(fn, *args):
+    """fn(*args), or {"failed": why} with the traceback printed: a part that fails is recorded,
+    not raised, so that it costs no other part its numbers (a GPU session is short)."""
+    try:
+        return fn(*args)
+    except Exception as e:
+        traceback.print_exc()
+        return {"failed": f"{type(e).__name__}: {e}"[:1000]}
 
 
 class ResultFile:
@@ -136,11 +145,24 @@ class ResultFile:
         self.path.write_text(json.dumps(self.result, indent=1))
 
 
+def unmeasured(result, path=()):
+    """(where, "skipped"/"failed", why) for every part of a result that was not measured."""
+    for key, value in result.items():
+        if isinstance(value, dict):
+            for kind in ("skipped", "failed"):
+                if kind in value:
+                    yield "/".join(map(str, path + (key,))), kind, value[kind]
+            yield from unmeasured(value, path + (key,))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                if isinstance(item, dict):
+                    yield from unmeasured({f"{key}[{i}]": item}, path)
+
+
 def finish(name, result, results_dir=None, file=None):
-    """Say plainly which GPU parts were skipped, then write the result file."""
-    for part, value in result.items():
-        if isinstance(value, dict) and "skipped" in value:
-            print(f"{part}: skipped ({value['skipped']})")
+    """Say plainly which parts were skipped or failed, then write the result file."""
+    for where, kind, why in unmeasured(result):
+        print(f"{where}: {kind} ({why})")
     file = file or ResultFile(name, result, results_dir)
     file.save()
     print(f"wrote {file.path}")

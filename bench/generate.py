@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, finish, load_peer, peer_result, peer_unavailable_reason  # noqa: E402
+from common import (ResultFile, environment, finish, load_peer, peer_result, peer_unavailable_reason,  # noqa: E402
+                    recorded)
 
 from biaxial_cu import Model  # noqa: E402
 from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
@@ -32,21 +33,35 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--peer")
+    ap.add_argument("--parts", default="numpy,cuda,peer", help="which of numpy, cuda, peer to run")
+    ap.add_argument("--pieces", default="1,64", help="pieces at once, for cuda and the peer")
+    ap.add_argument("--numpy-pieces", default="1,8", help="pieces at once, for the numba CPU path")
     ap.add_argument("--results-dir")
     a = ap.parse_args()
     sizes = ((16, 16), (8, 4)) if a.quick else ((300, 300), (100, 50))
     steps = 64 if a.quick else 1280
+    parts = a.parts.split(",")
+    pieces = [int(k) for k in a.pieces.split(",")]
+    numpy_pieces = (1, 2) if a.quick else [int(k) for k in a.numpy_pieces.split(",")]
     result = {"benchmark": "generate", "environment": environment(), "config": {"sizes": sizes, "steps": steps}}
-    result["numpy"] = {k: ours("numpy", k, steps, sizes) for k in ((1, 2) if a.quick else (1, 8))}
-    reason = cuda_unavailable_reason()
-    result["cuda"] = {"skipped": reason} if reason else {k: ours("cuda", k, steps, sizes) for k in (1, 64)}
-    reason = peer_unavailable_reason(a.peer)
-    if reason:
-        result["peer"] = {"skipped": reason}
-    else:
-        peer = load_peer(a.peer)
-        result["peer"] = {k: peer_result(peer, "generate", steps=steps, pieces=k) for k in (1, 64)}
-    finish("generate", result, a.results_dir)
+    file = ResultFile("generate", result, a.results_dir)  # rewritten after each part
+    # the peer first: a fault in our (newer) kernels cannot cost its numbers
+    reason = None if "peer" in parts else "not asked for (--parts)"
+    reason = reason or peer_unavailable_reason(a.peer)
+    result["peer"] = {"skipped": reason} if reason else {}
+    peer = None if reason else load_peer(a.peer)
+    for k in pieces if peer else ():
+        result["peer"][k] = peer_result(peer, "generate", steps=steps, pieces=k)
+        file.save()
+    reason = None if "cuda" in parts else "not asked for (--parts)"
+    reason = reason or cuda_unavailable_reason()
+    result["cuda"] = {"skipped": reason} if reason else {}
+    for k in pieces if not reason else ():
+        result["cuda"][k] = recorded(ours, "cuda", k, steps, sizes)
+        file.save()
+    if "numpy" in parts:
+        result["numpy"] = {k: recorded(ours, "numpy", k, steps, sizes) for k in numpy_pieces}
+    finish("generate", result, file=file)
 
 
 if __name__ == "__main__":

@@ -1,56 +1,90 @@
 #!/usr/bin/env bash
-# bench/gpu_session.sh STAGE: what a lent GPU machine runs, in as few device calls as possible.
-# Run it from the repository root through the device tool, with the wheels folder `.whl` (mido,
-# which the device image lacks) and `peers` (the PyTorch baseline) carried; bench/README.md says
-# how to prepare both. Everything lands in $OUT: one log per step, result JSON in $OUT/results.
+# bench/gpu_session.sh [BUDGET_S]: everything a lent GPU machine runs, in ONE device call.
 #
-#   check   GPU tests, then compute-sanitizer (memcheck, racecheck) on the small-model test
-#   train   bench/train.py with the peer (eager and graph at 10, 32, 64; compile at 10)
-#   rest    bench/generate.py with the peer, bench/profile_batch.py, bench/lstm_tiles.py, bench/midi.py
-# Each stage fits one device call (600 s); call them back to back so the machine stays warm.
-# The device gets the tree without .git: name the commit, e.g. (from here)
-#   BIAXIAL_CU_COMMIT=$(git rev-parse HEAD) -> put the literal hash into the device command.
+# A session gets 15 device-minutes in all (the machine's start, a minute or more, included) and
+# one command runs at most 600 s, so the whole GPU work is one call of about 9 minutes: the steps
+# below in order of what matters most, each under its own time limit, and no step started once
+# less than 20 s of BUDGET_S (default 540) is left; a step gets at most what is left.
+#   1 train-10      the headline: batch 10 of the original configuration, ours (fp32, TF32 GEMMs)
+#                   against the peer (eager, graph) and the NumPy reference, in one process
+#   2 pytest-gpu    every GPU exactness test (python -m pytest -m gpu)
+#   3 generate      1280 steps, 1 and 64 pieces: ours, the peer, numba (1 piece)
+#   4 profile       one training batch, kernel by kernel
+#   5 train-32-64   batches 32 and 64, ours against the peer (eager, graph)
+#   6 memcheck, 7 racecheck   compute-sanitizer on the small all-kernel GPU test
+#   8 lstm-tiles    tile variants of kernels/lstm.cu
+#   9 peer-compile  the peer under torch.compile at batch 10 (slow to compile, so last but one)
+#  10 midi          corpus load time
+# Everything lands in $OUT/session.tgz (logs/, results/, steps.txt), packed again after every
+# step so that a call cut short still brings back what finished; $OUT/steps.txt is the same
+# one line per step. Run it from the repository root through the device tool, carrying `.whl`
+# (the mido wheel: the device image lacks mido) and `peers` (the PyTorch baseline); the device
+# gets the tree without .git, so name the commit:
+#   BIAXIAL_CU_COMMIT=<hash of HEAD> bash bench/gpu_session.sh 540
+# bench/README.md says how to prepare `.whl` and `peers` and what to do with session.tgz.
 set -uo pipefail
-STAGE=${1:-check}
+BUDGET=${1:-540}
 OUT=${OUT:-/tmp/biaxial_out}
-mkdir -p "$OUT/results"
+WORK=${BIAXIAL_CU_SESSION_DIR:-/tmp/biaxial_session}
+rm -rf "$WORK" && mkdir -p "$WORK/logs" "$WORK/results" "$OUT"
 [[ -n ${BIAXIAL_CU_COMMIT:-} ]] || echo "warning: BIAXIAL_CU_COMMIT is not set: results will name no commit"
 export PYTHONUNBUFFERED=1
 if compgen -G ".whl/*.whl" > /dev/null; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || echo "warning: the wheels in .whl did not install"
   export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv > "$OUT/nvidia-smi.csv" 2>&1
-cat "$OUT/nvidia-smi.csv"
+{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+  python3 -c 'import cupy, torch, numpy, numba; print("cupy", cupy.__version__, "torch", torch.__version__,
+"numpy", numpy.__version__, "numba", numba.__version__)'
+  command -v compute-sanitizer; } > "$WORK/logs/setup.log" 2>&1
+cat "$WORK/logs/setup.log"
 
-# step NAME LIMIT_S COMMAND...: run with a time limit, log to $OUT/NAME.log, show the log's tail
-step() {
-  local name=$1 limit=$2 start=$SECONDS rc
-  shift 2
-  echo "== $name (limit ${limit} s): $*"
-  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
-  rc=$?
-  echo "   exit $rc after $((SECONDS - start)) s"
-  tail -n 12 "$OUT/$name.log"
+pack() {  # everything so far into $OUT/session.tgz, replaced whole (never half-written)
+  cp "$WORK/steps.txt" "$OUT/steps.txt" 2>/dev/null
+  tar czf "$OUT/session.tgz.part" -C "$WORK" . && mv "$OUT/session.tgz.part" "$OUT/session.tgz"
 }
 
-SMALL="tests/test_cuda_backend.py::test_small_model_runs_every_kernel"
-if [[ $STAGE == check ]]; then
-  step pytest-gpu 300 python3 -m pytest -m gpu -q -rA --durations=10 -p no:cacheprovider tests
-  for tool in memcheck racecheck; do
-    step "sanitizer-$tool" 120 compute-sanitizer --tool "$tool" --error-exitcode 9 \
-      python3 -m pytest -q -p no:cacheprovider -m gpu "$SMALL"
-  done
-fi
+# step NAME LIMIT_S COMMAND...: run under min(LIMIT_S, what is left), log to logs/NAME.log
+step() {
+  local name=$1 limit=$2 left=$((BUDGET - SECONDS)) start=$SECONDS rc
+  shift 2
+  if ((left < 20)); then
+    echo "$name: not run (${left} s of the budget left)" | tee -a "$WORK/steps.txt"
+    return
+  fi
+  ((limit > left)) && limit=$left
+  echo "== $name (limit ${limit} s): $*"
+  timeout -k 5 "$limit" "$@" > "$WORK/logs/$name.log" 2>&1
+  rc=$?
+  echo "$name: exit $rc after $((SECONDS - start)) s$( ((rc == 124 || rc == 137)) && echo ' (time limit)')" \
+    | tee -a "$WORK/steps.txt"
+  tail -n 8 "$WORK/logs/$name.log"
+  pack
+}
+
+R=(--results-dir "$WORK/results")
+QUICK=()  # BIAXIAL_CU_SESSION_QUICK=1: small models, so the CPU test of this script takes seconds
+[[ ${BIAXIAL_CU_SESSION_QUICK:-} == 1 ]] && QUICK=(--quick)
 PEER=()
 [[ -f peers/torch_biaxial.py ]] && PEER=(--peer peers/torch_biaxial.py)
-if [[ $STAGE == train ]]; then
-  step bench-train 560 python3 bench/train.py "${PEER[@]}" --iters 20 --results-dir "$OUT/results"
-fi
-if [[ $STAGE == rest ]]; then
-  step bench-generate 300 python3 bench/generate.py "${PEER[@]}" --results-dir "$OUT/results"
-  step bench-profile 90 python3 bench/profile_batch.py --results-dir "$OUT/results"
-  step bench-lstm-tiles 120 python3 bench/lstm_tiles.py --results-dir "$OUT/results"
-  step bench-midi 60 python3 bench/midi.py --results-dir "$OUT/results"
-fi
+SMALL="tests/test_cuda_backend.py::test_small_model_runs_every_kernel"
+PYTEST=(python3 -m pytest -q -rA -p no:cacheprovider -m gpu)
+step train-10 150 python3 bench/train.py "${QUICK[@]}" "${PEER[@]}" "${R[@]}" --batches 10 --iters 20 --peer-modes eager,graph
+step pytest-gpu 240 "${PYTEST[@]}" --durations=10 tests
+step generate 150 python3 bench/generate.py "${QUICK[@]}" "${PEER[@]}" "${R[@]}" --numpy-pieces 1
+step profile 60 python3 bench/profile_batch.py "${R[@]}"
+step train-32-64 120 python3 bench/train.py "${QUICK[@]}" "${PEER[@]}" "${R[@]}" --batches 32,64 --iters 10 --parts cuda,peer \
+  --peer-modes eager,graph
+for tool in memcheck racecheck; do
+  step "$tool" 100 env BIAXIAL_CU_RAW_ALLOC=1 compute-sanitizer --tool "$tool" --error-exitcode 9 "${PYTEST[@]}" "$SMALL"
+done
+step lstm-tiles 90 python3 bench/lstm_tiles.py "${R[@]}"
+step peer-compile 150 python3 bench/train.py "${QUICK[@]}" "${PEER[@]}" "${R[@]}" --batches 10 --iters 20 --parts peer \
+  --peer-modes compile
+step midi 20 python3 bench/midi.py "${R[@]}"
+echo "== results"
+python3 bench/summarize.py --print "$WORK/results" | tee "$WORK/summary.md"
+pack
+cat "$WORK/steps.txt"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ResultFile, environment, finish  # noqa: E402
+from common import ResultFile, environment, finish, recorded  # noqa: E402
 
 from biaxial_cu.backends import reference as ref  # noqa: E402
 from biaxial_cu.backends.cuda import (cuda_unavailable_reason, kernel_source, lstm_backward_launch,  # noqa: E402
@@ -91,19 +91,22 @@ def backward_case(kernel, variant, R, H, rng):
     return error, us_per_launch(lambda: kernel(grid, block, head + (dc_next, dc_prev, np.int32(0))))
 
 
+def variant_row(name, variant, case, rng):
+    kernel = compiled(name, variant)
+    row = {"variant": variant, "registers": kernel.attributes["num_regs"], "shapes": {}}
+    for label, (R, H) in SHAPES.items():
+        error, us = case(kernel, variant, R, H, rng)
+        row["shapes"][label] = {"R": R, "H": H, "max_abs_error": error, "us_per_launch": us,
+                                "tflops_per_s": 2 * R * 4 * H * H / (us * 1e-6) / 1e12}
+    print(name, variant, {k: round(v["us_per_launch"], 2) for k, v in row["shapes"].items()})
+    return row
+
+
 def sweep(name, variants, case):
+    """One row per variant; a variant that fails is recorded as such, the others still run."""
     rng = np.random.default_rng(0)
-    rows = []
-    for variant in variants:
-        kernel = compiled(name, variant)
-        row = {"variant": variant, "registers": kernel.attributes["num_regs"], "shapes": {}}
-        for label, (R, H) in SHAPES.items():
-            error, us = case(kernel, variant, R, H, rng)
-            row["shapes"][label] = {"R": R, "H": H, "max_abs_error": error, "us_per_launch": us,
-                                    "tflops_per_s": 2 * R * 4 * H * H / (us * 1e-6) / 1e12}
-        rows.append(row)
-        print(name, variant, {k: round(v["us_per_launch"], 2) for k, v in row["shapes"].items()})
-    return rows
+    return [{"variant": v, **row} if "failed" in row else row
+            for v in variants for row in [recorded(variant_row, name, v, case, rng)]]
 
 
 def main():

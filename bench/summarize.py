@@ -2,6 +2,7 @@
 
     python bench/summarize.py            # rewrites the block between the two markers
     python bench/summarize.py --check    # exit 1 if the README's table is out of date
+    python bench/summarize.py --print DIR   # the table of DIR's files (what gpu_session.sh shows)
 
 One row per result file: what ran, on which device and commit, and the headline numbers
 (medians). Every number here is read from a committed file; nothing is typed by hand.
@@ -16,12 +17,33 @@ README = ROOT / "bench" / "README.md"
 BEGIN, END = "<!-- results: written by bench/summarize.py -->", "<!-- /results -->"
 
 
+def _value(r, key, fmt):
+    if isinstance(r, dict) and key in r:
+        return fmt.format(r[key])
+    return "failed" if isinstance(r, dict) and "failed" in r else "skipped"
+
+
 def _ms(r):
-    return f"{r['median_ms']:.1f} ms" if isinstance(r, dict) and "median_ms" in r else "skipped"
+    return _value(r, "median_ms", "{:.1f} ms")
 
 
 def _s(r):
-    return f"{r['total_s']:.2f} s" if isinstance(r, dict) and "total_s" in r else "skipped"
+    return _value(r, "total_s", "{:.2f} s")
+
+
+def _measured(part):
+    """A backend's {batch or pieces: result}, or {} when the whole part was skipped / absent."""
+    return {} if not isinstance(part, dict) or "skipped" in part or "failed" in part else part
+
+
+def speedups(ours, peer):
+    """{batch: fastest peer mode's median / ours} where both were measured."""
+    out = {}
+    for b, r in ours.items():
+        best = min((p["median_ms"] for k, p in peer.items() if k.endswith(f"-{b}") and "median_ms" in p), default=None)
+        if best and "median_ms" in r:
+            out[b] = best / r["median_ms"]
+    return out
 
 
 def headline(result):
@@ -29,37 +51,41 @@ def headline(result):
     kind = result["benchmark"]
     cuda, peer = result.get("cuda", {}), result.get("peer", {})
     if kind == "train":
-        parts = [f"numpy (batch {result['numpy'].get('batch', '?')}) {_ms(result['numpy'])}"]
+        parts = [f"numpy (batch {result['numpy'].get('batch', '?')}) {_ms(result['numpy'])}"] if "numpy" in result else []
         for name in ("cuda", "cuda-tf32-gemms"):
-            if "skipped" not in result.get(name, {"skipped": ""}):
+            if _measured(result.get(name)):
                 parts.append(f"{name} " + ", ".join(f"batch {b} {_ms(r)}" for b, r in result[name].items()))
-        if "skipped" not in peer:
+        if _measured(peer):
             parts.append("peer " + ", ".join(f"{k} {_ms(r)}" for k, r in peer.items()))
-            best = min((r["median_ms"] for k, r in peer.items() if k.endswith("-10") and "median_ms" in r), default=None)
-            ours = cuda.get("10", {}).get("median_ms") if "skipped" not in cuda else None
-            if best and ours:
-                parts.append(f"speed-up at batch 10 over the fastest peer mode: {best / ours:.2f}x")
+            for name in ("cuda", "cuda-tf32-gemms"):
+                ratios = speedups(_measured(result.get(name)), peer)
+                if ratios:
+                    parts.append(f"{name} over the fastest peer mode: "
+                                 + ", ".join(f"batch {b} {x:.2f}x" for b, x in ratios.items()))
         return "; ".join(parts)
     if kind == "generate":
-        parts = ["numpy/numba " + ", ".join(f"{k} piece(s) {_s(r)}" for k, r in result["numpy"].items())]
-        for name, part in (("cuda", cuda), ("peer", peer)):
-            if "skipped" not in part:
-                parts.append(f"{name} " + ", ".join(f"{k} piece(s) {_s(r)}" for k, r in part.items()))
+        parts = []
+        for name in ("numpy", "cuda", "peer"):
+            part = "numpy/numba" if name == "numpy" else name
+            if _measured(result.get(name)):
+                parts.append(f"{part} " + ", ".join(f"{k} piece(s) {_s(r)}" for k, r in result[name].items()))
         return f"{result['config']['steps']} steps: " + "; ".join(parts)
     if kind == "midi":
         return f"{result['files']} files in {result['median_ms']:.0f} ms ({result['ms_per_dozen_files']:.0f} ms per dozen)"
+    if kind in ("lstm_tiles", "profile") and not _measured(cuda):
+        return _value(cuda, "", "")
     if kind == "lstm_tiles":
-        if "skipped" in cuda:
-            return "skipped"
         parts = []
         for direction, rows in cuda.items():
             at = lambda r: r["shapes"]["time 10x128"]["us_per_launch"]  # noqa: E731
+            rows = [r for r in rows if "shapes" in r]  # variants that compiled and ran
+            if not rows:
+                parts.append(f"{direction}: failed")
+                continue
             best = min(rows, key=at)
             parts.append(f"{direction} time step: default {at(rows[0]):.1f} us, best {at(best):.1f} us {best['variant']}")
         return "; ".join(parts)
     if kind == "profile":
-        if "skipped" in cuda:
-            return "skipped"
         view = cuda["profiler"] if "kernels" in cuda.get("profiler", {}) else cuda["events"]
         t = view["totals"]
         top = view["kernels"][0] if view["kernels"] else {"kernel": "-", "share": 0}
@@ -88,7 +114,11 @@ def rewrite(text, block):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--print", metavar="DIR", help="print the table of DIR's result files; the README is left alone")
     a = ap.parse_args()
+    if a.print:
+        print(table(a.print))
+        return
     text = README.read_text()
     new = rewrite(text, table(ROOT / "bench" / "results"))
     if a.check:

@@ -15,7 +15,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (ResultFile, environment, finish, load_peer, peak_fractions, peer_result,  # noqa: E402
-                    peer_unavailable_reason, time_calls, train_flops)
+                    peer_unavailable_reason, recorded, time_calls, train_flops)
 
 from biaxial_cu import Model  # noqa: E402
 from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
@@ -28,6 +28,17 @@ def tf32_gemms(on):
     from cupy._core import _routines_linalg as linalg
 
     linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if on else linalg.COMPUTE_TYPE_DEFAULT)
+
+
+def ours_cuda(batch, seq_len, iters, sizes, device, tf32):
+    """ours("cuda", ...) with CuPy's float32 GEMMs on TF32 when tf32 (reset afterwards)."""
+    if not tf32:
+        return ours("cuda", batch, seq_len, iters, sizes, device)
+    tf32_gemms(True)
+    try:
+        return ours("cuda", batch, seq_len, iters, sizes, device)
+    finally:
+        tf32_gemms(False)
 
 
 def ours(backend, batch, seq_len, iters, sizes, device=None):
@@ -58,35 +69,43 @@ def main():
     ap.add_argument("--peer", help="path to torch_biaxial.py")
     ap.add_argument("--batches", default="10,32,64")
     ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--parts", default="numpy,cuda,peer", help="which of numpy, cuda, peer to run")
+    ap.add_argument("--peer-modes", default="eager,graph,compile",
+                    help="the peer's modes; compile (minutes per shape) runs at the first batch size only")
     ap.add_argument("--results-dir", default=None)
     a = ap.parse_args()
     sizes = ((16, 16), (8, 4)) if a.quick else ((300, 300), (100, 50))
     seq_len = 16 if a.quick else 128
-    result = {"benchmark": "train", "environment": environment(), "config": {"sizes": sizes, "seq_len": seq_len}}
-    file = ResultFile("train", result, a.results_dir)  # rewritten after each part
-    result["numpy"] = ours("numpy", 2 if a.quick else 10, seq_len, 2 if a.quick else 3, sizes)
-    file.save()
-    reason = cuda_unavailable_reason()
+    parts, modes = a.parts.split(","), a.peer_modes.split(",")
     batches = [int(b) for b in a.batches.split(",")]
-    for name, tf32 in (("cuda", False), ("cuda-tf32-gemms", True)):  # the peer's cuDNN uses TF32
-        result[name] = {"skipped": reason} if reason else {}
-        for b in batches if not reason else ():
-            tf32_gemms(tf32)
-            result[name][b] = ours("cuda", b, seq_len, a.iters, sizes, result["environment"]["device"])
-            tf32_gemms(False)
-            file.save()
-    reason = peer_unavailable_reason(a.peer)
-    result["peer"] = {"skipped": reason} if reason else {}
-    if not reason:
-        if "skipped" not in result["cuda"]:
-            import cupy
+    result = {"benchmark": "train", "environment": environment(),
+              "config": {"sizes": sizes, "seq_len": seq_len, "batches": batches, "parts": parts, "peer_modes": modes}}
+    file = ResultFile("train", result, a.results_dir)  # rewritten after each part
+    if "numpy" in parts:
+        result["numpy"] = recorded(ours, "numpy", 2 if a.quick else batches[0], seq_len, 2 if a.quick else 3, sizes)
+        file.save()
+    cuda_reason = None if "cuda" in parts else "not asked for (--parts)"
+    cuda_reason = cuda_reason or cuda_unavailable_reason()
+    peer_reason = None if "peer" in parts else "not asked for (--parts)"
+    peer_reason = peer_reason or peer_unavailable_reason(a.peer)
+    peer = None if peer_reason else load_peer(a.peer)
+    for name in ("cuda", "cuda-tf32-gemms"):
+        result[name] = {"skipped": cuda_reason} if cuda_reason else {}
+    result["peer"] = {"skipped": peer_reason} if peer_reason else {}
+    # per batch size: the peer's modes, then ours (fp32 GEMMs, then TF32 GEMMs like the peer's
+    # cuDNN). The peer goes first so that a fault in our (newer) kernels cannot cost its numbers.
+    for i, b in enumerate(batches):
+        for mode in modes if peer else ():
+            if mode != "compile" or i == 0:
+                result["peer"][f"{mode}-{b}"] = peer_result(peer, "train", batch=b, seq_len=seq_len, iters=a.iters,
+                                                           mode=mode)
+                file.save()
+        if peer and not cuda_reason:
+            import torch
 
-            cupy.get_default_memory_pool().free_all_blocks()  # the peer gets the whole GPU
-        peer = load_peer(a.peer)
-        # torch.compile takes minutes per shape: that mode runs last, at the first batch size only
-        for mode, b in [(mode, b) for mode in ("eager", "graph") for b in batches] + [("compile", batches[0])]:
-            result["peer"][f"{mode}-{b}"] = peer_result(peer, "train", batch=b, seq_len=seq_len, iters=a.iters,
-                                                       mode=mode)
+            torch.cuda.empty_cache()  # ours gets the GPU's memory back
+        for name, tf32 in (("cuda", False), ("cuda-tf32-gemms", True)) if not cuda_reason else ():
+            result[name][b] = recorded(ours_cuda, b, seq_len, a.iters, sizes, result["environment"]["device"], tf32)
             file.save()
     finish("train", result, file=file)
 

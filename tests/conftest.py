@@ -1,5 +1,11 @@
-"""Shared test set-up: GPU tests skip with the reason where no usable GPU is present."""
+"""Shared test set-up: GPU tests skip with the reason where no usable GPU is present.
+
+BIAXIAL_CU_RAW_ALLOC=1 turns CuPy's memory pool off (every array its own cudaMalloc), so that
+compute-sanitizer's memcheck sees the bounds of each array, not of the pool's large blocks:
+bench/gpu_session.sh sets it for the sanitizer runs.
+"""
 import functools
+import os
 
 import pytest
 
@@ -10,6 +16,13 @@ def gpu_unavailable_reason():
     from biaxial_cu.backends.cuda import cuda_unavailable_reason
 
     return cuda_unavailable_reason()
+
+
+def pytest_configure(config):
+    if os.environ.get("BIAXIAL_CU_RAW_ALLOC") == "1" and gpu_unavailable_reason() is None:
+        import cupy
+
+        cupy.cuda.set_allocator(None)
 
 
 def pytest_collection_modifyitems(config, items):
