@@ -16,8 +16,9 @@ setup(
     package_data={"biaxial_cu": ["corpus_midi/**/*.mid", "corpus_midi/*.mid", "corpus_midi/*.txt"]},
     install_requires=["numpy>=1.24", "mido>=1.3", "numba>=0.58", "tqdm>=4.60"],
     extras_require={
-        "cuda12": ["cupy-cuda12x>=13"],
-        "cuda13": ["cupy-cuda13x>=14", "nvidia-cuda-nvrtc==13.*"],
+        # [ctk]: the CUDA headers, NVRTC and cuBLAS from PyPI, which CuPy needs to compile kernels
+        "cuda12": ["cupy-cuda12x[ctk]>=14"],
+        "cuda13": ["cupy-cuda13x[ctk]>=14"],
         "viz": ["matplotlib>=3.6"],
         "corpus": ["music21>=9"],
         "test": ["pytest>=7", "matplotlib>=3.6", "nvidia-cuda-nvrtc==13.*"],

@@ -186,9 +186,6 @@ class Model:
 
     # ------------------------------------------------------------------ numpy forward/backward
 
-    def _host_params(self):
-        return {k: np.asarray(v) for k, v in self.params.items()}
-
     def _forward(self, batch, masks):
         """The whole forward pass (numpy). Returns loss and what backward needs."""
         P_ = self.params

@@ -53,6 +53,7 @@ def cuda_unavailable_reason():
 
 
 _modules = {}
+_functions = {}  # (module, name) -> kernel: RawModule.get_function builds a new one per call
 
 
 def kernel_source(name):
@@ -77,9 +78,11 @@ def kernel(module, name):
     """A compiled kernel function; the module compiles on first use."""
     import cupy
 
-    if module not in _modules:
-        _modules[module] = cupy.RawModule(code=kernel_source(module), options=module_options(module))
-    return _modules[module].get_function(name)
+    if (module, name) not in _functions:
+        if module not in _modules:
+            _modules[module] = cupy.RawModule(code=kernel_source(module), options=module_options(module))
+        _functions[module, name] = _modules[module].get_function(name)
+    return _functions[module, name]
 
 
 def _blocks(n, size):
