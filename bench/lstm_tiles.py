@@ -4,7 +4,7 @@ against the float64 reference, then timed per launch at the model's step shapes.
     python bench/lstm_tiles.py            # on a GPU machine; writes results/lstm_tiles-*.json
 
 The defaults in lstm.cu (and backends/cuda.py's launch geometry) are the first variant of each
-list. Times are CUDA-event times of 200 back-to-back launches of one step (t = 1, so the
+list; the fp32 kernels and their TF32 tensor-core twins (lstm_step_*_tf32) are swept alike. Times are CUDA-event times of 200 back-to-back launches of one step (t = 1, so the
 recurrent product runs), divided by 200: the GPU's time per step whenever a launch takes longer
 than Python needs to issue it (a few microseconds).
 """
@@ -26,6 +26,13 @@ FORWARD = [{"FWD_TY": 4, "FWD_RPT": 8}, {"FWD_TY": 8, "FWD_RPT": 4}, {"FWD_TY": 
 BACKWARD = [{"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2}, {"BWD_TY": 4, "BWD_RPT": 8, "BWD_UPT": 2},
             {"BWD_TY": 8, "BWD_RPT": 2, "BWD_UPT": 2}, {"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 1},
             {"BWD_TY": 16, "BWD_RPT": 2, "BWD_UPT": 2}]
+# the TF32 tensor-core kernels (lstm_step_*_tf32): warps per block, 16-row m-tiles per warp, units
+FORWARD_TF32 = [{"TC_WARPS": 4, "TC_MT": 1, "TC_FU": 16}, {"TC_WARPS": 4, "TC_MT": 2, "TC_FU": 16},
+                {"TC_WARPS": 4, "TC_MT": 1, "TC_FU": 32}, {"TC_WARPS": 8, "TC_MT": 1, "TC_FU": 16},
+                {"TC_WARPS": 2, "TC_MT": 2, "TC_FU": 16}]
+BACKWARD_TF32 = [{"TC_WARPS": 4, "TC_MT": 1, "TC_BU": 32}, {"TC_WARPS": 4, "TC_MT": 2, "TC_BU": 32},
+                 {"TC_WARPS": 4, "TC_MT": 1, "TC_BU": 64}, {"TC_WARPS": 4, "TC_MT": 1, "TC_BU": 16},
+                 {"TC_WARPS": 8, "TC_MT": 1, "TC_BU": 32}]
 SHAPES = {"time 10x128": (780, 300), "pitch.0 10x128": (1270, 100), "pitch.1 10x128": (1270, 50),
           "time 64x128": (4992, 300)}
 
@@ -50,8 +57,9 @@ def us_per_launch(launch, n=200):
     return cupy.cuda.get_elapsed_time(start, end) * 1e3 / n
 
 
-def forward_case(kernel, variant, R, H, rng):
-    """Step 1 of a 2-step layer: its error against the float64 twin and its time."""
+def forward_case(kernel, variant, R, H, rng, tf32=False):
+    """Step 1 of a 2-step layer: its error against the float64 twin (on the unrounded operands,
+    so a TF32 kernel's error is TF32's) and its time."""
     import cupy
 
     xproj = rng.standard_normal((2, R, 4 * H)).astype(np.float32)
@@ -59,7 +67,7 @@ def forward_case(kernel, variant, R, H, rng):
     W_h = (rng.standard_normal((4 * H, H)) / np.sqrt(H)).astype(np.float32)
     gates, h, c = cupy.asarray(xproj), cupy.asarray(np.stack([h0, h0])), cupy.asarray(np.stack([c0, c0]))
     W, unused = cupy.asarray(W_h), cupy.zeros(1, cupy.float32)
-    grid, block = lstm_forward_launch(R, H, variant)
+    grid, block = lstm_forward_launch(R, H, variant, tf32)
     args = (gates, h, c, W, unused, unused, np.int32(R), np.int32(H), np.int32(0), np.int32(0), np.int32(1))
     kernel(grid, block, args)
     want_h, _, _ = ref.lstm_step_forward(xproj[1].astype(np.float64), h0.astype(np.float64), c0.astype(np.float64),
@@ -70,7 +78,7 @@ def forward_case(kernel, variant, R, H, rng):
     return error, us_per_launch(lambda: kernel(grid, block, args))
 
 
-def backward_case(kernel, variant, R, H, rng):
+def backward_case(kernel, variant, R, H, rng, tf32=False):
     """Step 0 of a 2-step layer (so the recurrent product from step 1 runs): error and time."""
     import cupy
 
@@ -81,7 +89,7 @@ def backward_case(kernel, variant, R, H, rng):
     W_h = (f32(4 * H, H) / np.sqrt(4 * H)).astype(np.float32)
     gates, W, c, dh = (cupy.asarray(a) for a in (gates_np, W_h, c_np, dh_np))
     dc_next, dc_prev, unused = cupy.asarray(dc_np), cupy.empty((R, H), cupy.float32), cupy.zeros(1, cupy.float32)
-    grid, block = lstm_backward_launch(R, H, variant)
+    grid, block = lstm_backward_launch(R, H, variant, tf32)
     head = (dh, gates, W, c, unused, np.int32(R), np.int32(H), np.int32(0), np.int32(0), np.int32(2))
     kernel(grid, block, head + (dc_next, dc_prev, np.int32(0)))
     want, _ = ref.lstm_step_backward(dh_np[0].astype(np.float64), dpre1.astype(np.float64), dc_np.astype(np.float64),
@@ -95,7 +103,7 @@ def variant_row(name, variant, case, rng):
     kernel = compiled(name, variant)
     row = {"variant": variant, "registers": kernel.attributes["num_regs"], "shapes": {}}
     for label, (R, H) in SHAPES.items():
-        error, us = case(kernel, variant, R, H, rng)
+        error, us = case(kernel, variant, R, H, rng, name.endswith("_tf32"))
         row["shapes"][label] = {"R": R, "H": H, "max_abs_error": error, "us_per_launch": us,
                                 "tflops_per_s": 2 * R * 4 * H * H / (us * 1e-6) / 1e12}
     print(name, variant, {k: round(v["us_per_launch"], 2) for k, v in row["shapes"].items()})
@@ -119,9 +127,12 @@ def main():
     if reason:
         result["cuda"] = {"skipped": reason}
     else:
-        result["cuda"] = {"forward": sweep("lstm_step_forward", FORWARD, forward_case)}
-        file.save()
-        result["cuda"]["backward"] = sweep("lstm_step_backward", BACKWARD, backward_case)
+        result["cuda"] = {}
+        for direction, variants, case in (("forward", FORWARD, forward_case), ("backward", BACKWARD, backward_case),
+                                          ("forward_tf32", FORWARD_TF32, forward_case),
+                                          ("backward_tf32", BACKWARD_TF32, backward_case)):
+            result["cuda"][direction] = sweep(f"lstm_step_{direction}", variants, case)
+            file.save()
     finish("lstm_tiles", result, file=file)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "bench" / "README.md"
+CUDA_VARIANTS = ("cuda", "cuda-tf32-gemms", "cuda-tf32")  # bench/train.py's VARIANTS
 BEGIN, END = "<!-- results: written by bench/summarize.py -->", "<!-- /results -->"
 
 
@@ -52,12 +53,12 @@ def headline(result):
     cuda, peer = result.get("cuda", {}), result.get("peer", {})
     if kind == "train":
         parts = [f"numpy (batch {result['numpy'].get('batch', '?')}) {_ms(result['numpy'])}"] if "numpy" in result else []
-        for name in ("cuda", "cuda-tf32-gemms"):
+        for name in CUDA_VARIANTS:
             if _measured(result.get(name)):
                 parts.append(f"{name} " + ", ".join(f"batch {b} {_ms(r)}" for b, r in result[name].items()))
         if _measured(peer):
             parts.append("peer " + ", ".join(f"{k} {_ms(r)}" for k, r in peer.items()))
-            for name in ("cuda", "cuda-tf32-gemms"):
+            for name in CUDA_VARIANTS:
                 ratios = speedups(_measured(result.get(name)), peer)
                 if ratios:
                     parts.append(f"{name} over the fastest peer mode: "

@@ -8,6 +8,7 @@ The peer file is run unchanged, imported into this process (common.peer_result),
 recorded as its command line would print it.
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -22,23 +23,29 @@ from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
 from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir  # noqa: E402
 
 
-def tf32_gemms(on):
-    """CuPy's compute type for float32 GEMMs: TF32 tensor cores or plain fp32 (what the
-    CUPY_TF32=1 environment variable selects at start-up). Our kernels are fp32 either way."""
-    from cupy._core import _routines_linalg as linalg
-
-    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32 if on else linalg.COMPUTE_TYPE_DEFAULT)
+VARIANTS = {"cuda": "fp32", "cuda-tf32-gemms": "tf32-gemms", "cuda-tf32": "tf32"}  # result key: precision
 
 
-def ours_cuda(batch, seq_len, iters, sizes, device, tf32):
-    """ours("cuda", ...) with CuPy's float32 GEMMs on TF32 when tf32 (reset afterwards)."""
-    if not tf32:
-        return ours("cuda", batch, seq_len, iters, sizes, device)
-    tf32_gemms(True)
+def ours_cuda(batch, seq_len, iters, sizes, device, precision):
+    """ours("cuda", ...) with precision "fp32"; "tf32-gemms": CuPy's cuBLAS GEMMs on TF32 (what
+    CUPY_TF32=1 selects), our step kernels fp32; "tf32": BIAXIAL_CU_TF32=1, every matrix product
+    of training on TF32 tensor cores (the peer's cuDNN uses TF32 by default)."""
+    import contextlib
+
+    import cupy
+
+    from biaxial_cu.backends import cuda
+
+    before = os.environ.pop(cuda.TF32_ENV, None)
+    if precision == "tf32":
+        os.environ[cuda.TF32_ENV] = "1"  # read when the model's backend is made
     try:
-        return ours("cuda", batch, seq_len, iters, sizes, device)
+        with cuda.cublas_tf32(cupy) if precision == "tf32-gemms" else contextlib.nullcontext():
+            return ours("cuda", batch, seq_len, iters, sizes, device)
     finally:
-        tf32_gemms(False)
+        os.environ.pop(cuda.TF32_ENV, None)
+        if before is not None:
+            os.environ[cuda.TF32_ENV] = before
 
 
 def ours(backend, batch, seq_len, iters, sizes, device=None):
@@ -89,11 +96,10 @@ def main():
     peer_reason = None if "peer" in parts else "not asked for (--parts)"
     peer_reason = peer_reason or peer_unavailable_reason(a.peer)
     peer = None if peer_reason else load_peer(a.peer)
-    for name in ("cuda", "cuda-tf32-gemms"):
+    for name in VARIANTS:
         result[name] = {"skipped": cuda_reason} if cuda_reason else {}
     result["peer"] = {"skipped": peer_reason} if peer_reason else {}
-    # per batch size: the peer's modes, then ours (fp32 GEMMs, then TF32 GEMMs like the peer's
-    # cuDNN). The peer goes first so that a fault in our (newer) kernels cannot cost its numbers.
+    # per batch size: the peer's modes, then ours (fp32, TF32 GEMMs, all TF32). The peer goes first so that a fault in our (newer) kernels cannot cost its numbers.
     for i, b in enumerate(batches):
         for mode in modes if peer else ():
             if mode != "compile" or i == 0:
@@ -104,8 +110,9 @@ def main():
             import torch
 
             torch.cuda.empty_cache()  # ours gets the GPU's memory back
-        for name, tf32 in (("cuda", False), ("cuda-tf32-gemms", True)) if not cuda_reason else ():
-            result[name][b] = recorded(ours_cuda, b, seq_len, a.iters, sizes, result["environment"]["device"], tf32)
+        for name, precision in VARIANTS.items() if not cuda_reason else ():
+            result[name][b] = recorded(ours_cuda, b, seq_len, a.iters, sizes, result["environment"]["device"],
+                                       precision)
             file.save()
     finish("train", result, file=file)
 

@@ -47,6 +47,9 @@ def build_parser():
     ap.add_argument("--dropout", type=float, default=None, help="0.5")
     ap.add_argument("--cell-activation", choices=["identity", "tanh"], default=None)
     ap.add_argument("--backend", choices=["auto", "cuda", "numpy"], default="auto")
+    ap.add_argument("--tf32", action="store_true",
+                    help="cuda backend: matrix products on TF32 tensor cores (as cuDNN's default), "
+                         "the rest fp32; the same as BIAXIAL_CU_TF32=1")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", metavar="CHECKPOINT")
     ap.add_argument("--validation-fraction", type=float, default=0.1)
@@ -184,6 +187,10 @@ def train(a):
 
 def main(argv=None):
     a = build_parser().parse_args(argv)
+    if a.tf32:
+        from .backends.cuda import TF32_ENV
+
+        os.environ[TF32_ENV] = "1"  # read by the cuda backend when the model is made
     try:
         return train(a)
     except (TrainError, CheckpointError, RuntimeError) as e:

@@ -26,6 +26,10 @@
 // 250 blocks (R 780, H 300) in one wave.
 // None of this has been timed on a GPU yet: bench/lstm_tiles.py times the tile shapes against
 // each other, bench/profile_batch.py the kernels against the rest of a batch.
+// The *_tf32 variants at the end (BIAXIAL_CU_TF32=1) do the same steps with the recurrent
+// product on TF32 tensor cores. Why: the time stack's step is 0.56 GFLOP; fp32 CUDA cores need
+// ~8 us for it at their 67 TFLOP/s peak, TF32 mma.sync well under that, so the step becomes
+// bound by moving h and W_h through L2 instead (~40 MB a step with these tiles).
 // Why not a persistent kernel with W_h resident on chip: in the time stack each step is a
 // 780 x 300 x 1200 GEMM (0.56 GFLOP), so launch latency (a few us) is small against the step,
 // and a grid-wide barrier between steps would tie us to cooperative launch, which the CPU
@@ -85,14 +89,37 @@ __device__ __forceinline__ void stash_rows(float (*tile)[ROWS + 4], const float 
 }
 
 // Forward W chunk k0..k0+TK-1 into registers (zeros outside, k >= K included): rows g*H + j0..
-// of W_h (4H, H) for the 4 gates of TJ units, element e = (gate * TJ + unit, k) as (e / TK, e % TK).
-__device__ __forceinline__ void fetch_gate_rows(float (&regs)[4 * TJ * TK / FWD_NT], const float* __restrict__ W_h,
+// of W_h (4H, H) for the 4 gates of UNITS units, element e = (gate * UNITS + unit, k) as (e / TK, e % TK).
+template <int UNITS, int NT>
+__device__ __forceinline__ void fetch_gate_rows(float (&regs)[4 * UNITS * TK / NT], const float* __restrict__ W_h,
                                                 int H, int K, int j0, int k0, int tid) {
 #pragma unroll
-  for (int i = 0; i < 4 * TJ * TK / FWD_NT; ++i) {
-    int e = tid + i * FWD_NT, gj = e / TK, k = k0 + e % TK, j = j0 + gj % TJ;
-    regs[i] = j < H && k < K ? W_h[((size_t)(gj / TJ) * H + j) * H + k] : 0.0f;
+  for (int i = 0; i < 4 * UNITS * TK / NT; ++i) {
+    int e = tid + i * NT, gj = e / TK, k = k0 + e % TK, j = j0 + gj % UNITS;
+    regs[i] = j < H && k < K ? W_h[((size_t)(gj / UNITS) * H + j) * H + k] : 0.0f;
   }
+}
+
+// The cell of row r, unit j at step t (forward): pre[g] = xproj_t + the recurrent product of
+// gate g. gt: row r of the step's gates (xproj_t on entry, the activated gates on exit).
+__device__ __forceinline__ void cell_forward(float* gt, float* __restrict__ h, float* __restrict__ c,
+                                             const float* __restrict__ mask, float* __restrict__ h_out,
+                                             size_t RH, int r, int j, int H, int t, const float (&pre)[4], int act,
+                                             int use_mask) {
+  float i_g = sigmoid_f(gt[j] + pre[0]);
+  float f_g = sigmoid_f(gt[H + j] + pre[1]);
+  float g_g = cell_act_f(gt[2 * H + j] + pre[2], act);
+  float o_g = sigmoid_f(gt[3 * H + j] + pre[3]);
+  size_t rj = (size_t)r * H + j, trj = t * RH + rj;
+  float c_new = f_g * (t > 0 ? c[trj - RH] : 0.0f) + i_g * g_g;
+  float h_new = o_g * tanhf(c_new);
+  c[trj] = c_new;
+  h[trj] = h_new;
+  gt[j] = i_g;
+  gt[H + j] = f_g;
+  gt[2 * H + j] = g_g;
+  gt[3 * H + j] = o_g;
+  if (use_mask) h_out[trj] = h_new * mask[rj];
 }
 
 // Forward of step t of a layer, on the layer's whole buffers (so the host passes the same
@@ -113,14 +140,13 @@ extern "C" __global__ void lstm_step_forward(float* gates, float* __restrict__ h
   int j0 = blockIdx.x * TJ, r0 = blockIdx.y * FWD_ROWS;
   size_t RH = (size_t)R * H;
   const float* h_prev = t > 0 ? h + (t - 1) * RH : h;  // (R, H); not read at t = 0 (K = 0)
-  const float* c_prev = t > 0 ? c + (t - 1) * RH : c;
   int K = t > 0 ? H : 0;  // length of the recurrent product
   float h_next[FWD_ROWS * TK / FWD_NT], w_next[4 * TJ * TK / FWD_NT];  // the next chunk, in registers
   float acc[FWD_RPT][4];
   for (int m = 0; m < FWD_RPT; ++m)
     for (int g = 0; g < 4; ++g) acc[m][g] = 0.0f;
   fetch_rows<FWD_ROWS, FWD_NT>(h_next, h_prev, R, K, r0, 0, tid);
-  fetch_gate_rows(w_next, W_h, H, K, j0, 0, tid);
+  fetch_gate_rows<TJ, FWD_NT>(w_next, W_h, H, K, j0, 0, tid);
   for (int k0 = 0; k0 < K; k0 += TK) {
     stash_rows<FWD_ROWS, FWD_NT>(h_s, h_next, tid);
 #pragma unroll
@@ -130,7 +156,7 @@ extern "C" __global__ void lstm_step_forward(float* gates, float* __restrict__ h
     }
     __syncthreads();
     fetch_rows<FWD_ROWS, FWD_NT>(h_next, h_prev, R, K, r0, k0 + TK, tid);  // overlaps the products
-    fetch_gate_rows(w_next, W_h, H, K, j0, k0 + TK, tid);
+    fetch_gate_rows<TJ, FWD_NT>(w_next, W_h, H, K, j0, k0 + TK, tid);
 #pragma unroll
     for (int k = 0; k < TK; ++k) {
       float w[4];
@@ -149,35 +175,41 @@ extern "C" __global__ void lstm_step_forward(float* gates, float* __restrict__ h
 #pragma unroll
   for (int m = 0; m < FWD_RPT; ++m) {
     int r = r0 + ty * FWD_RPT + m;
-    if (r < R && j < H) {  // a guard, not a break: the loop unrolls and acc stays in registers
-      float* gt = gates + (t * (size_t)R + r) * 4 * H;  // xproj_t on entry, the gates on exit
-      float i_g = sigmoid_f(gt[j] + acc[m][0]);
-      float f_g = sigmoid_f(gt[H + j] + acc[m][1]);
-      float g_g = cell_act_f(gt[2 * H + j] + acc[m][2], act);
-      float o_g = sigmoid_f(gt[3 * H + j] + acc[m][3]);
-      size_t rj = (size_t)r * H + j, trj = t * RH + rj;
-      float c_new = f_g * (t > 0 ? c_prev[rj] : 0.0f) + i_g * g_g;
-      float h_new = o_g * tanhf(c_new);
-      c[trj] = c_new;
-      h[trj] = h_new;
-      gt[j] = i_g;
-      gt[H + j] = f_g;
-      gt[2 * H + j] = g_g;
-      gt[3 * H + j] = o_g;
-      if (use_mask) h_out[trj] = h_new * mask[rj];
-    }
+    if (r < R && j < H)  // a guard, not a break: the loop unrolls and acc stays in registers
+      cell_forward(gates + (t * (size_t)R + r) * 4 * H, h, c, mask, h_out, RH, r, j, H, t, acc[m], act, use_mask);
   }
 }
 
 // Backward W chunk k0..k0+TK-1 (of the 4H dimension) into registers (zeros outside): rows k0..
-// of W_h, units j0..j0+BWD_UNITS-1, element e = (k, unit) as (e / BWD_UNITS, e % BWD_UNITS).
-__device__ __forceinline__ void fetch_unit_cols(float (&regs)[BWD_UNITS * TK / BWD_NT], const float* __restrict__ W_h,
+// of W_h, units j0..j0+UNITS-1, element e = (k, unit) as (e / UNITS, e % UNITS).
+template <int UNITS, int NT>
+__device__ __forceinline__ void fetch_unit_cols(float (&regs)[UNITS * TK / NT], const float* __restrict__ W_h,
                                                 int H, int K, int j0, int k0, int tid) {
 #pragma unroll
-  for (int i = 0; i < BWD_UNITS * TK / BWD_NT; ++i) {
-    int e = tid + i * BWD_NT, k = k0 + e / BWD_UNITS, j = j0 + e % BWD_UNITS;
+  for (int i = 0; i < UNITS * TK / NT; ++i) {
+    int e = tid + i * NT, k = k0 + e / UNITS, j = j0 + e % UNITS;
     regs[i] = j < H && k < K ? W_h[(size_t)k * H + j] : 0.0f;
   }
+}
+
+// The cell's backward for row r, unit j at step t: dh_rec is the recurrent part of dh
+// (dpre_{t+1} W_h, column j); gt: row r of the step's gates, overwritten by its dpre.
+__device__ __forceinline__ void cell_backward(float* gt, const float* __restrict__ dh_above,
+                                              const float* __restrict__ c, const float* __restrict__ mask,
+                                              const float* __restrict__ dc_next, float* __restrict__ dc_prev,
+                                              size_t RH, int r, int j, int H, int t, float dh_rec, int act,
+                                              int use_mask) {
+  size_t rj = (size_t)r * H + j, trj = t * RH + rj;
+  float i_g = gt[j], f_g = gt[H + j], g_g = gt[2 * H + j], o_g = gt[3 * H + j];
+  float tanh_c = tanhf(c[trj]);
+  float c_prev = t > 0 ? c[trj - RH] : 0.0f;
+  float dh = (use_mask ? dh_above[trj] * mask[rj] : dh_above[trj]) + dh_rec;
+  float dc = dc_next[rj] + dh * o_g * (1.0f - tanh_c * tanh_c);
+  gt[j] = dc * g_g * i_g * (1.0f - i_g);
+  gt[H + j] = dc * c_prev * f_g * (1.0f - f_g);
+  gt[2 * H + j] = dc * i_g * (act == ACT_TANH ? 1.0f - g_g * g_g : 1.0f);
+  gt[3 * H + j] = dh * tanh_c * o_g * (1.0f - o_g);
+  dc_prev[rj] = dc * f_g;
 }
 
 // Backward of step t of a layer, on the layer's whole buffers (the host passes the same
@@ -207,7 +239,7 @@ extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above
     for (int u = 0; u < BWD_UPT; ++u) acc[m][u] = 0.0f;
   if (K) {
     fetch_rows<BWD_ROWS, BWD_NT>(d_next, dpre_next, R, K, r0, 0, tid);
-    fetch_unit_cols(w_next, W_h, H, K, j0, 0, tid);
+    fetch_unit_cols<BWD_UNITS, BWD_NT>(w_next, W_h, H, K, j0, 0, tid);
   }
   for (int k0 = 0; k0 < K; k0 += TK) {
     stash_rows<BWD_ROWS, BWD_NT>(d_s, d_next, tid);
@@ -218,7 +250,7 @@ extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above
     }
     __syncthreads();
     fetch_rows<BWD_ROWS, BWD_NT>(d_next, dpre_next, R, K, r0, k0 + TK, tid);  // overlaps the products
-    fetch_unit_cols(w_next, W_h, H, K, j0, k0 + TK, tid);
+    fetch_unit_cols<BWD_UNITS, BWD_NT>(w_next, W_h, H, K, j0, k0 + TK, tid);
 #pragma unroll
     for (int k = 0; k < TK; ++k) {
       float w[BWD_UPT];
@@ -239,21 +271,172 @@ extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above
 #pragma unroll
     for (int m = 0; m < BWD_RPT; ++m) {
       int r = r0 + ty * BWD_RPT + m;
-      if (r < R && j < H) {  // a guard, not a break: the loops unroll and acc stays in registers
-        size_t rj = (size_t)r * H + j, trj = t * RH + rj;
-        float* gt = gates + (t * (size_t)R + r) * 4 * H;  // this step's gates, then its dpre
-        float i_g = gt[j], f_g = gt[H + j], g_g = gt[2 * H + j], o_g = gt[3 * H + j];
-        float tanh_c = tanhf(c[trj]);
-        float c_prev = t > 0 ? c[trj - RH] : 0.0f;
-        float dh = (use_mask ? dh_above[trj] * mask[rj] : dh_above[trj]) + acc[m][u];
-        float dc = dc_next[rj] + dh * o_g * (1.0f - tanh_c * tanh_c);
-        float* dp = gt;
-        dp[j] = dc * g_g * i_g * (1.0f - i_g);
-        dp[H + j] = dc * c_prev * f_g * (1.0f - f_g);
-        dp[2 * H + j] = dc * i_g * (act == ACT_TANH ? 1.0f - g_g * g_g : 1.0f);
-        dp[3 * H + j] = dh * tanh_c * o_g * (1.0f - o_g);
-        dc_prev[rj] = dc * f_g;
-      }
+      if (r < R && j < H)  // a guard, not a break: the loops unroll and acc stays in registers
+        cell_backward(gates + (t * (size_t)R + r) * 4 * H, dh_above, c, mask, dc_next, dc_prev, RH, r, j, H, t,
+                      acc[m][u], act, use_mask);
     }
   }
+}
+
+// ------------------------------------------------------------------ TF32 tensor cores
+// lstm_step_forward_tf32 / lstm_step_backward_tf32: the same steps, same arguments and buffers,
+// with the recurrent product on the tensor cores (mma.sync m16n8k8, common.cuh): both operands
+// rounded to TF32 (10 mantissa bits, as cuDNN's LSTMs do by default), fp32 accumulators, the cell
+// in fp32 as above. Twin: the fp32 twins on round_tf32(h_prev), round_tf32(W_h) (reference.py).
+// A block is TC_WARPS warps stacked along rows, each warp TC_MT m-tiles of 16 rows; operands go
+// through shared memory as TF32 bit patterns in chunks of TK k, fetched into registers one chunk
+// ahead (as the fp32 kernels do). Shared rows are padded by 4 (forward, both tiles (row, k)) or 8
+// (backward W tile (k, unit)) words, which makes the fragment loads conflict-free: the 32 lanes
+// of a load read rows g = 0..7 at k = q = 0..3, i.e. banks 20g + q (or 40q + g), all distinct.
+// Forward: a block covers TC_FU units x 4 gates, so each thread holds all four gates of its
+// entries (n-tile gate * TC_FU / 8 + u) and the cell runs on its accumulators directly.
+// Backward: a block covers TC_BU units; n-tile u holds units 8u..8u+7.
+#ifndef TC_WARPS
+#define TC_WARPS 4
+#endif
+#ifndef TC_MT
+#define TC_MT 1
+#endif
+#ifndef TC_FU
+#define TC_FU 16
+#endif
+#ifndef TC_BU
+#define TC_BU 32
+#endif
+#define TC_NT (32 * TC_WARPS)           // threads per block
+#define TC_ROWS (16 * TC_MT * TC_WARPS)  // rows per block
+#define TC_FN (4 * TC_FU / 8)           // forward n-tiles per warp
+#define TC_BN (TC_BU / 8)               // backward n-tiles per warp
+static_assert(TC_FU % 8 == 0 && TC_BU % 8 == 0, "tensor-core tiles are 8 units wide");
+static_assert(TC_ROWS * TK % TC_NT == 0 && 4 * TC_FU * TK % TC_NT == 0 && TC_BU * TK % TC_NT == 0,
+              "tensor-core tile");
+
+// One TK chunk of A (rows of the warp's m-tiles, k along a_s's rows) times B for every n-tile:
+// b_at(n, k) is the TF32 bits of B(k, column 8n + g)'s shared entry for this lane.
+template <int NTILES, int APITCH, typename BAt>
+__device__ __forceinline__ void mma_chunk(float (&acc)[TC_MT][NTILES][4], const unsigned (*a_s)[APITCH], int warp,
+                                          int g, int q, BAt b_at) {
+#pragma unroll
+  for (int kk = 0; kk < TK; kk += 8) {
+    unsigned a[TC_MT][4];
+#pragma unroll
+    for (int mt = 0; mt < TC_MT; ++mt) {
+      int rb = (warp * TC_MT + mt) * 16;
+      a[mt][0] = a_s[rb + g][kk + q];
+      a[mt][1] = a_s[rb + g + 8][kk + q];
+      a[mt][2] = a_s[rb + g][kk + q + 4];
+      a[mt][3] = a_s[rb + g + 8][kk + q + 4];
+    }
+#pragma unroll
+    for (int n = 0; n < NTILES; ++n) {
+      unsigned b[2] = {b_at(n, kk + q), b_at(n, kk + q + 4)};
+#pragma unroll
+      for (int mt = 0; mt < TC_MT; ++mt) mma_tf32_16x8x8(acc[mt][n], a[mt], b);
+    }
+  }
+}
+
+// Forward of step t on the tensor cores: arguments and buffers as lstm_step_forward.
+// Block TC_NT threads; grid (ceil(H / TC_FU), ceil(R / TC_ROWS)).
+extern "C" __global__ void lstm_step_forward_tf32(float* gates, float* __restrict__ h, float* __restrict__ c,
+                                                  const float* __restrict__ W_h, const float* __restrict__ mask,
+                                                  float* __restrict__ h_out, int R, int H, int act, int use_mask,
+                                                  int t) {
+  __shared__ unsigned a_s[TC_ROWS][TK + 4];   // (row, k) of h_prev, TF32
+  __shared__ unsigned b_s[4 * TC_FU][TK + 4];  // (gate * TC_FU + unit, k) of W_h, TF32
+  int tid = threadIdx.x, warp = tid / 32, g = tid % 32 / 4, q = tid % 4;
+  int j0 = blockIdx.x * TC_FU, r0 = blockIdx.y * TC_ROWS;
+  size_t RH = (size_t)R * H;
+  const float* h_prev = t > 0 ? h + (t - 1) * RH : h;  // (R, H); not read at t = 0 (K = 0)
+  int K = t > 0 ? H : 0;
+  float a_next[TC_ROWS * TK / TC_NT], b_next[4 * TC_FU * TK / TC_NT];
+  float acc[TC_MT][TC_FN][4];
+  for (int mt = 0; mt < TC_MT; ++mt)
+    for (int n = 0; n < TC_FN; ++n)
+      for (int i = 0; i < 4; ++i) acc[mt][n][i] = 0.0f;
+  fetch_rows<TC_ROWS, TC_NT>(a_next, h_prev, R, K, r0, 0, tid);
+  fetch_gate_rows<TC_FU, TC_NT>(b_next, W_h, H, K, j0, 0, tid);
+  for (int k0 = 0; k0 < K; k0 += TK) {
+#pragma unroll
+    for (int i = 0; i < TC_ROWS * TK / TC_NT; ++i) {
+      int e = tid + i * TC_NT;
+      a_s[e / TK][e % TK] = to_tf32(a_next[i]);
+    }
+#pragma unroll
+    for (int i = 0; i < 4 * TC_FU * TK / TC_NT; ++i) {
+      int e = tid + i * TC_NT;
+      b_s[e / TK][e % TK] = to_tf32(b_next[i]);
+    }
+    __syncthreads();
+    fetch_rows<TC_ROWS, TC_NT>(a_next, h_prev, R, K, r0, k0 + TK, tid);  // overlaps the products
+    fetch_gate_rows<TC_FU, TC_NT>(b_next, W_h, H, K, j0, k0 + TK, tid);
+    mma_chunk<TC_FN, TK + 4>(acc, a_s, warp, g, q, [&](int n, int k) { return b_s[8 * n + g][k]; });
+    __syncthreads();
+  }
+#pragma unroll
+  for (int mt = 0; mt < TC_MT; ++mt)
+#pragma unroll
+    for (int i = 0; i < 4; ++i)  // accumulator entry i: row g + 8 (i / 2), unit 2q + i % 2 of each n-tile
+#pragma unroll
+      for (int u = 0; u < TC_FU / 8; ++u) {
+        int r = r0 + (warp * TC_MT + mt) * 16 + g + 8 * (i / 2), j = j0 + 8 * u + 2 * q + i % 2;
+        float pre[4];
+#pragma unroll
+        for (int gate = 0; gate < 4; ++gate) pre[gate] = acc[mt][gate * (TC_FU / 8) + u][i];
+        if (r < R && j < H)
+          cell_forward(gates + (t * (size_t)R + r) * 4 * H, h, c, mask, h_out, RH, r, j, H, t, pre, act, use_mask);
+      }
+}
+
+// Backward of step t on the tensor cores: arguments and buffers as lstm_step_backward.
+// Block TC_NT threads; grid (ceil(H / TC_BU), ceil(R / TC_ROWS)).
+extern "C" __global__ void lstm_step_backward_tf32(const float* __restrict__ dh_above, float* gates,
+                                                   const float* __restrict__ W_h, const float* __restrict__ c,
+                                                   const float* __restrict__ mask, int R, int H, int act,
+                                                   int use_mask, int L, const float* __restrict__ dc_next,
+                                                   float* __restrict__ dc_prev, int t) {
+  __shared__ unsigned a_s[TC_ROWS][TK + 4];  // (row, k) of dpre_next, TF32
+  __shared__ unsigned b_s[TK][TC_BU + 8];    // (k, unit) of W_h, TF32
+  int tid = threadIdx.x, warp = tid / 32, g = tid % 32 / 4, q = tid % 4;
+  int j0 = blockIdx.x * TC_BU, r0 = blockIdx.y * TC_ROWS;
+  size_t RH = (size_t)R * H;
+  int K = t + 1 < L ? 4 * H : 0;  // 0 at the last step
+  const float* dpre_next = gates + (t + 1) * 4 * RH;  // (R, 4H); read only when K > 0
+  float a_next[TC_ROWS * TK / TC_NT], b_next[TC_BU * TK / TC_NT];
+  float acc[TC_MT][TC_BN][4];
+  for (int mt = 0; mt < TC_MT; ++mt)
+    for (int n = 0; n < TC_BN; ++n)
+      for (int i = 0; i < 4; ++i) acc[mt][n][i] = 0.0f;
+  if (K) {
+    fetch_rows<TC_ROWS, TC_NT>(a_next, dpre_next, R, K, r0, 0, tid);
+    fetch_unit_cols<TC_BU, TC_NT>(b_next, W_h, H, K, j0, 0, tid);
+  }
+  for (int k0 = 0; k0 < K; k0 += TK) {
+#pragma unroll
+    for (int i = 0; i < TC_ROWS * TK / TC_NT; ++i) {
+      int e = tid + i * TC_NT;
+      a_s[e / TK][e % TK] = to_tf32(a_next[i]);
+    }
+#pragma unroll
+    for (int i = 0; i < TC_BU * TK / TC_NT; ++i) {
+      int e = tid + i * TC_NT;
+      b_s[e / TC_BU][e % TC_BU] = to_tf32(b_next[i]);
+    }
+    __syncthreads();
+    fetch_rows<TC_ROWS, TC_NT>(a_next, dpre_next, R, K, r0, k0 + TK, tid);  // overlaps the products
+    fetch_unit_cols<TC_BU, TC_NT>(b_next, W_h, H, K, j0, k0 + TK, tid);
+    mma_chunk<TC_BN, TK + 4>(acc, a_s, warp, g, q, [&](int n, int k) { return b_s[k][8 * n + g]; });
+    __syncthreads();
+  }
+#pragma unroll
+  for (int mt = 0; mt < TC_MT; ++mt)
+#pragma unroll
+    for (int n = 0; n < TC_BN; ++n)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        int r = r0 + (warp * TC_MT + mt) * 16 + g + 8 * (i / 2), j = j0 + 8 * n + 2 * q + i % 2;
+        if (r < R && j < H)
+          cell_backward(gates + (t * (size_t)R + r) * 4 * H, dh_above, c, mask, dc_next, dc_prev, RH, r, j, H, t,
+                        acc[mt][n][i], act, use_mask);
+      }
 }

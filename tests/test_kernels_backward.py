@@ -14,7 +14,7 @@ import pytest
 
 from biaxial_cu import Model
 from biaxial_cu.backends import reference as ref
-from biaxial_cu.backends.cuda import lstm_backward_launch
+from biaxial_cu.backends.cuda import lstm_backward_launch, lstm_step_kernel_name
 from biaxial_cu.model import clip_segment_count
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +23,7 @@ import emu  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from lstm_tiles import BACKWARD as BACKWARD_TILES  # noqa: E402
+from lstm_tiles import BACKWARD_TF32 as BACKWARD_TF32_TILES  # noqa: E402
 
 
 # shapes: smaller than a tile; partial tiles on both axes with 4H (the k of the recurrent
@@ -41,7 +42,20 @@ def test_lstm_step_backward_tile_variants(tiles):
     check_lstm_step_backward(45, 70, "tanh", 1, tiles)
 
 
-def check_lstm_step_backward(R, H, act, use_mask, tiles=None):
+@pytest.mark.parametrize("R,H", [(7, 3), (45, 10), (33, 70)])
+@pytest.mark.parametrize("act,use_mask", [("identity", 1), ("tanh", 0)])
+def test_lstm_step_backward_tf32_matches_twin(R, H, act, use_mask):
+    """The TF32 tensor-core kernel against the twin on TF32-rounded dpre_next and W_h (see
+    test_kernels_forward's TF32 test for why the fp32 tolerance applies)."""
+    check_lstm_step_backward(R, H, act, use_mask, tf32=True)
+
+
+@pytest.mark.parametrize("tiles", BACKWARD_TF32_TILES[1:], ids=str)
+def test_lstm_step_backward_tf32_tile_variants(tiles):
+    check_lstm_step_backward(45, 70, "tanh", 1, tiles, tf32=True)
+
+
+def check_lstm_step_backward(R, H, act, use_mask, tiles=None, tf32=False):
     """Tolerance: the recurrent product sums 4H terms in float32, as the forward kernel's does
     (ATOL of test_kernels_forward); the elementwise rest agrees to a few ulps."""
     L = 3
@@ -53,17 +67,18 @@ def check_lstm_step_backward(R, H, act, use_mask, tiles=None):
     dh_above, mask = f32(L, R, H), ref.dropout_mask(rng, R, H, 0.5, np.float32)
     got = gates.copy()  # (L, R, 4H): the gates, each step's slice becomes its dpre
     dc, dc_prev = np.zeros((R, H), np.float32), np.full((R, H), np.nan, np.float32)
-    grid, block = lstm_backward_launch(R, H, tiles)
+    grid, block = lstm_backward_launch(R, H, tiles, tf32)
     module = emu.load_kernels("lstm", tiles)
+    operand = ref.round_tf32 if tf32 else (lambda a: a)
     for t in range(L - 1, -1, -1):
-        module.launch("lstm_step_backward", grid, block,
+        module.launch(lstm_step_kernel_name("backward", tf32), grid, block,
                       [dh_above, got, W_h, c, mask, R, H, int(act == "tanh"), use_mask, L, dc, dc_prev, t])
         # the twin in float64 from the kernel's own dpre of step t+1 and dc: this step alone
         want_dpre, want_dc = ref.lstm_step_backward(
             (dh_above[t] * mask if use_mask else dh_above[t]).astype(np.float64),
-            got[t + 1].astype(np.float64) if t + 1 < L else None, dc.astype(np.float64),
+            operand(got[t + 1]).astype(np.float64) if t + 1 < L else None, dc.astype(np.float64),
             gates[t].astype(np.float64), c[t].astype(np.float64),
-            c[t - 1].astype(np.float64) if t else np.zeros((R, H)), W_h.astype(np.float64), act)
+            c[t - 1].astype(np.float64) if t else np.zeros((R, H)), operand(W_h).astype(np.float64), act)
         np.testing.assert_allclose(got[t], want_dpre, atol=2e-5, rtol=1e-5, err_msg=f"step {t}")
         np.testing.assert_allclose(dc_prev, want_dc, atol=2e-5, rtol=1e-5, err_msg=f"step {t}")
         dc, dc_prev = dc_prev, dc
@@ -77,6 +92,12 @@ def test_lstm_tiles_match_the_kernel_defines():
     d = {m[0]: int(m[1]) for m in re.findall(r"#define (\w+) (\d+)", src)}
     assert d["TJ"] == 32
     assert cuda.LSTM_TILES == {k: d[k] for k in cuda.LSTM_TILES}
+    assert cuda.LSTM_TC_TILES == {k: d[k] for k in cuda.LSTM_TC_TILES}
+    sys.path.insert(0, str(ROOT / "bench"))
+    from lstm_tiles import BACKWARD, BACKWARD_TF32, FORWARD, FORWARD_TF32  # the first variant is the default
+
+    for variants in (FORWARD, BACKWARD, FORWARD_TF32, BACKWARD_TF32):
+        assert all(d[k] == v for k, v in variants[0].items()), variants[0]
 
 
 def test_output_loss_backward_matches_twin():

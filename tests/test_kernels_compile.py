@@ -43,9 +43,9 @@ def lstm_tile_variants():
     import sys
 
     sys.path.insert(0, str(ROOT / "bench"))
-    from lstm_tiles import BACKWARD, FORWARD
+    from lstm_tiles import BACKWARD, BACKWARD_TF32, FORWARD, FORWARD_TF32
 
-    return FORWARD[1:] + BACKWARD[1:]
+    return FORWARD[1:] + BACKWARD[1:] + FORWARD_TF32[1:] + BACKWARD_TF32[1:]
 
 
 @pytest.mark.parametrize("tiles", lstm_tile_variants(), ids=str)

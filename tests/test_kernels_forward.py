@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from biaxial_cu.backends import reference as ref
-from biaxial_cu.backends.cuda import lstm_forward_launch
+from biaxial_cu.backends.cuda import lstm_forward_launch, lstm_step_kernel_name
 from biaxial_cu.features import note_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,6 +22,7 @@ import emu  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 from lstm_tiles import FORWARD as FORWARD_TILES  # noqa: E402
+from lstm_tiles import FORWARD_TF32 as FORWARD_TF32_TILES  # noqa: E402
 
 ATOL, RTOL = 2e-5, 1e-5
 
@@ -80,7 +81,22 @@ def test_lstm_step_forward_tile_variants(tiles):
     check_lstm_step_forward(70, 37, "tanh", 1, tiles)
 
 
-def check_lstm_step_forward(R, H, act, use_mask, tiles=None):
+# the TF32 tensor-core kernel on the same shapes (its tiles: 64 rows x 16 units, chunks of 16 k)
+@pytest.mark.parametrize("R,H", [(5, 3), (70, 37), (33, 20)])
+@pytest.mark.parametrize("act,use_mask", [("identity", 0), ("tanh", 1)])
+def test_lstm_step_forward_tf32_matches_twin(R, H, act, use_mask):
+    """Twin: the fp32 twin on TF32-rounded h_prev and W_h (reference.round_tf32), in float64:
+    the harness's mma multiplies TF32 values exactly and sums in float, so the fp32 tolerance
+    holds; without the rounding the kernel would miss it by ~2^-11 of every product."""
+    check_lstm_step_forward(R, H, act, use_mask, tf32=True)
+
+
+@pytest.mark.parametrize("tiles", FORWARD_TF32_TILES[1:], ids=str)
+def test_lstm_step_forward_tf32_tile_variants(tiles):
+    check_lstm_step_forward(70, 37, "tanh", 1, tiles, tf32=True)
+
+
+def check_lstm_step_forward(R, H, act, use_mask, tiles=None, tf32=False):
     L = 3
     rng = np.random.default_rng(R * H + use_mask)
     xproj = rng.standard_normal((L, R, 4 * H)).astype(np.float32)
@@ -88,14 +104,16 @@ def check_lstm_step_forward(R, H, act, use_mask, tiles=None):
     mask = ref.dropout_mask(rng, R, H, 0.5, np.float32)
     h, c, h_out = (np.full((L, R, H), np.nan, np.float32) for _ in range(3))
     gates = xproj.copy()  # (L, R, 4H): each step turns its slice into the gates in place
-    grid, block = lstm_forward_launch(R, H, tiles)
+    grid, block = lstm_forward_launch(R, H, tiles, tf32)
     module = emu.load_kernels("lstm", tiles)
     for t in range(L):
-        module.launch("lstm_step_forward", grid, block,
+        module.launch(lstm_step_kernel_name("forward", tf32), grid, block,
                       [gates, h, c, W_h, mask, h_out, R, H, int(act == "tanh"), use_mask, t])
+    operand = ref.round_tf32 if tf32 else (lambda a: a)
     for t in range(L):  # the twin, one step at a time, from the kernel's previous state
         h_prev, c_prev = (h[t - 1], c[t - 1]) if t else (np.zeros((R, H), np.float32),) * 2
-        want_h, want_c, want_gates = ref.lstm_step_forward(xproj[t], h_prev, c_prev, W_h, act)
+        want_h, want_c, want_gates = ref.lstm_step_forward(xproj[t].astype(np.float64), operand(h_prev).astype(np.float64),
+                                                           c_prev.astype(np.float64), operand(W_h).astype(np.float64), act)
         np.testing.assert_allclose(gates[t], want_gates, atol=ATOL, rtol=RTOL)
         np.testing.assert_allclose(c[t], want_c, atol=ATOL, rtol=RTOL)
         np.testing.assert_allclose(h[t], want_h, atol=ATOL, rtol=RTOL)

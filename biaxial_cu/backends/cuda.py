@@ -18,6 +18,8 @@ the step index, so each step loop launches with one argument tuple and no per-st
 Why no CUDA graph of the whole step: CuPy 14 refuses cuBLAS calls during stream capture
 (NotImplementedError in cublas.setStream), and the step's GEMMs go through cuBLAS.
 """
+import contextlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +33,33 @@ N_FEATURES = 80
 # lstm.cu's default tiles (a test checks them against its #defines; bench/lstm_tiles.py times
 # others, compiled with -D options). Blocks are (32, *_TY) threads; a thread owns *_RPT rows.
 LSTM_TILES = {"FWD_TY": 4, "FWD_RPT": 8, "BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2}
+# the tensor-core (TF32) step kernels' tiles: TC_WARPS warps of TC_MT x 16 rows a block; TC_FU
+# units (x 4 gates) a forward block, TC_BU units a backward block
+LSTM_TC_TILES = {"TC_WARPS": 4, "TC_MT": 1, "TC_FU": 16, "TC_BU": 32}
 LOSS_THREADS = 256  # output_loss.cu
 ACTS = {"identity": 0, "tanh": 1}
+# BIAXIAL_CU_TF32=1: training's matrix products on TF32 tensor cores (what PyTorch's cuDNN LSTMs
+# do by default): the recurrent step kernels' *_tf32 variants and CuPy's cuBLAS GEMMs; the cells,
+# the loss, the optimiser and generation stay fp32. Default off: fp32 everywhere.
+TF32_ENV = "BIAXIAL_CU_TF32"
+
+
+def tf32_requested():
+    return os.environ.get(TF32_ENV) == "1"
+
+
+@contextlib.contextmanager
+def cublas_tf32(cupy):
+    """CuPy's float32 GEMMs on TF32 tensor cores inside the block (its process-wide setting,
+    the one CUPY_TF32=1 selects, put back afterwards)."""
+    from cupy._core import _routines_linalg as linalg
+
+    before = linalg.get_compute_type(np.float32)
+    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32)
+    try:
+        yield
+    finally:
+        linalg.set_compute_type(np.float32, before)
 
 
 def cuda_unavailable_reason():
@@ -89,15 +116,31 @@ def _blocks(n, size):
     return (n + size - 1) // size
 
 
-def lstm_forward_launch(R, H, tiles=None):
+def lstm_step_kernel_name(direction, tf32):
+    """lstm.cu's step kernel: "forward" / "backward", fp32 CUDA cores or TF32 tensor cores."""
+    return f"lstm_step_{direction}" + ("_tf32" if tf32 else "")
+
+
+def _tc_launch(R, H, tiles, units):
+    t = {**LSTM_TC_TILES, **(tiles or {})}
+    return (_blocks(H, t[units]), _blocks(R, 16 * t["TC_MT"] * t["TC_WARPS"])), (32 * t["TC_WARPS"],)
+
+
+def lstm_forward_launch(R, H, tiles=None, tf32=False):
     """(grid, block) of lstm_step_forward for R rows of H units: a block covers FWD_TY * FWD_RPT
-    rows x 32 units. tiles: the -D values the kernel was compiled with (default LSTM_TILES)."""
+    rows x 32 units (tf32: TC_WARPS * TC_MT * 16 rows x TC_FU units). tiles: the -D values the
+    kernel was compiled with (default LSTM_TILES / LSTM_TC_TILES)."""
+    if tf32:
+        return _tc_launch(R, H, tiles, "TC_FU")
     t = {**LSTM_TILES, **(tiles or {})}
     return (_blocks(H, 32), _blocks(R, t["FWD_TY"] * t["FWD_RPT"])), (32, t["FWD_TY"])
 
 
-def lstm_backward_launch(R, H, tiles=None):
-    """(grid, block) of lstm_step_backward: a block covers BWD_TY * BWD_RPT rows x 32 * BWD_UPT units."""
+def lstm_backward_launch(R, H, tiles=None, tf32=False):
+    """(grid, block) of lstm_step_backward: a block covers BWD_TY * BWD_RPT rows x 32 * BWD_UPT
+    units (tf32: TC_WARPS * TC_MT * 16 rows x TC_BU units)."""
+    if tf32:
+        return _tc_launch(R, H, tiles, "TC_BU")
     t = {**LSTM_TILES, **(tiles or {})}
     return (_blocks(H, 32 * t["BWD_UPT"]), _blocks(R, t["BWD_TY"] * t["BWD_RPT"])), (32, t["BWD_TY"])
 
@@ -105,13 +148,15 @@ def lstm_backward_launch(R, H, tiles=None):
 class CudaBackend:
     """Parameters and optimiser state on the device; loss on the device."""
 
-    def __init__(self, params, opt, config, xp=None, kernel_fn=None):
+    def __init__(self, params, opt, config, xp=None, kernel_fn=None, tf32=None):
         """xp / kernel_fn: the array module and kernel lookup; CuPy and compiled kernels unless
-        a test runs this same orchestration on NumPy arrays with the CPU harness's kernels."""
+        a test runs this same orchestration on NumPy arrays with the CPU harness's kernels.
+        tf32: TF32 tensor cores for training's matrix products (default: BIAXIAL_CU_TF32=1)."""
         if xp is None:
             import cupy as xp
         self.cp = xp
         self.kernel = kernel_fn or kernel
+        self.tf32 = tf32_requested() if tf32 is None else bool(tf32)
         cupy = xp
         self.config = config
         self.act = ACTS[config["cell_activation"]]
@@ -162,8 +207,8 @@ class CudaBackend:
         h = cp.empty((L, R, H), cp.float32)
         c = cp.empty((L, R, H), cp.float32)
         h_out = cp.empty((L, R, H), cp.float32) if mask is not None else h  # h itself undropped
-        step = self.kernel("lstm", "lstm_step_forward")
-        grid, block = lstm_forward_launch(R, H)
+        step = self.kernel("lstm", lstm_step_kernel_name("forward", self.tf32))
+        grid, block = lstm_forward_launch(R, H, tf32=self.tf32)
         args = (gates, h, c, W_h, self.unused if mask is None else mask, self.unused if mask is None else h_out,
                 np.int32(R), np.int32(H), np.int32(self.act), np.int32(mask is not None))
         for t in range(L):  # the same buffers at every step: only t changes
@@ -227,8 +272,8 @@ class CudaBackend:
         W_h = cp.ascontiguousarray(W[:, I:])  # (4H, H)
         dpre = gates  # each step's gradient overwrites its gates in place: (L, R, 4H)
         dc, dc_prev = cp.zeros((R, H), cp.float32), cp.empty((R, H), cp.float32)
-        step = self.kernel("lstm", "lstm_step_backward")
-        grid, block = lstm_backward_launch(R, H)
+        step = self.kernel("lstm", lstm_step_kernel_name("backward", self.tf32))
+        grid, block = lstm_backward_launch(R, H, tf32=self.tf32)
         args = (cp.ascontiguousarray(dh_above), gates, W_h, c, self.unused if mask is None else mask,
                 np.int32(R), np.int32(H), np.int32(self.act), np.int32(mask is not None), np.int32(L))
         for t in range(L - 1, -1, -1):  # dh from step t+1 = dpre[t+1] W_h, inside the kernel
@@ -258,8 +303,14 @@ class CudaBackend:
 
     # ------------------------------------------------------------------ Model's interface
 
+    def gemm_precision(self):
+        """The context of every GEMM of a forward or backward pass: TF32 when self.tf32."""
+        on_gpu = hasattr(self.cp, "cuda")  # not on the harness's NumPy arrays
+        return cublas_tf32(self.cp) if self.tf32 and on_gpu else contextlib.nullcontext()
+
     def loss(self, batch):
-        return float(self.forward(self.to_device(batch))[0])
+        with self.gemm_precision():
+            return float(self.forward(self.to_device(batch))[0])
 
     def parameters_finite(self):
         return bool(self.cp.isfinite(self.flat["param"]).all())
@@ -295,6 +346,10 @@ class CudaBackend:
 
     def device_gradients(self, S, masks):
         """gradients of a device batch S (B, T, 78, 2) with device masks (or None)."""
+        with self.gemm_precision():
+            return self._device_gradients(S, masks)
+
+    def _device_gradients(self, S, masks):
         loss, (caches, x, P, y) = self.forward(S, masks)
         B = S.shape[0]
         g, p = self.grads, self.params

@@ -36,6 +36,14 @@ def cell_act_grad(g, act):
     return np.ones_like(g) if act == "identity" else 1.0 - g * g
 
 
+def round_tf32(x):
+    """x rounded to TF32 as the tensor-core kernels round their operands (cvt.rna.tf32.f32: 10
+    mantissa bits, to nearest, ties away from zero; NaN and Inf unchanged), as float32."""
+    u = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    finite = (u & 0x7F800000) != 0x7F800000
+    return np.where(finite, (u + np.uint32(0x1000)) & np.uint32(0xFFFFE000), u).astype(np.uint32).view(np.float32)
+
+
 # ----------------------------------------------------------------------------- LSTM step
 
 

@@ -109,3 +109,38 @@ inline unsigned __ballot_sync(unsigned, int pred) {
 }
 inline int __any_sync(unsigned m, int pred) { return __ballot_sync(m, pred) != 0; }
 inline int __all_sync(unsigned m, int pred) { return __ballot_sync(m, !pred) == 0; }
+
+// ---------------------------------------------------------------- TF32 tensor cores (common.cuh)
+// cvt.rna.tf32.f32: keep 10 mantissa bits, round to nearest with ties away from zero (adding
+// half of the dropped range to the magnitude bits, then truncating); NaN and Inf pass through.
+inline unsigned to_tf32(float x) {
+  uint32_t u;
+  memcpy(&u, &x, 4);
+  if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+  return u;
+}
+
+// mma.sync m16n8k8 tf32: a warp collective, as on the hardware (every lane must call it). Each
+// lane gathers the whole warp's fragments (layout in common.cuh), then computes its own four
+// entries of D: the products of TF32 values are exact in float; they are summed over k in order
+// and added to the accumulator.
+inline void mma_tf32_16x8x8(float (&d)[4], const unsigned (&a)[4], const unsigned (&b)[2]) {
+  uint32_t a01[2] = {a[0], a[1]}, a23[2] = {a[2], a[3]}, b01[2] = {b[0], b[1]};
+  uint32_t s01[32 * 2], s23[32 * 2], sb[32 * 2];  // per lane: its two 4-byte values
+  __emu_warp_exchange(-4, a01, 8, s01);
+  __emu_warp_exchange(-4, a23, 8, s23);
+  __emu_warp_exchange(-4, b01, 8, sb);
+  auto f = [](uint32_t bits) { bits &= 0xffffe000u; float v; memcpy(&v, &bits, 4); return v; };
+  auto A = [&](int row, int k) {  // a[i] of lane 4 * (row % 8) + k % 4, i = 2 * (k >= 4) + (row >= 8)
+    int lane = 4 * (row % 8) + k % 4, i = 2 * (k >= 4) + (row >= 8);
+    return f(i < 2 ? s01[2 * lane + i] : s23[2 * lane + i - 2]);
+  };
+  auto B = [&](int k, int col) { return f(sb[2 * (4 * col + k % 4) + (k >= 4)]); };
+  int lane = __emu_lane(), g = lane / 4, q = lane % 4;
+  for (int i = 0; i < 4; ++i) {
+    int row = g + 8 * (i / 2), col = 2 * q + i % 2;
+    float sum = 0.0f;
+    for (int k = 0; k < 8; ++k) sum += A(row, k) * B(k, col);
+    d[i] += sum;
+  }
+}
