@@ -311,6 +311,17 @@ static_assert(TC_FU % 8 == 0 && TC_BU % 8 == 0, "tensor-core tiles are 8 units w
 static_assert(TC_ROWS * TK % TC_NT == 0 && 4 * TC_FU * TK % TC_NT == 0 && TC_BU * TK % TC_NT == 0,
               "tensor-core tile");
 
+// A chunk fetched into registers (NT threads, element e = tid + i * NT) into shared memory as TF32
+// bits, element e at (e / COLS, e % COLS) of a tile whose rows are PITCH words apart.
+template <int COLS, int PITCH, int N>
+__device__ __forceinline__ void stash_tf32(unsigned (*tile)[PITCH], const float (&regs)[N], int tid) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    int e = tid + i * TC_NT;
+    tile[e / COLS][e % COLS] = to_tf32(regs[i]);
+  }
+}
+
 // One TK chunk of A (rows of the warp's m-tiles, k along a_s's rows) times B for every n-tile:
 // b_at(n, k) is the TF32 bits of B(k, column 8n + g)'s shared entry for this lane.
 template <int NTILES, int APITCH, typename BAt>
@@ -357,16 +368,8 @@ extern "C" __global__ void lstm_step_forward_tf32(float* gates, float* __restric
   fetch_rows<TC_ROWS, TC_NT>(a_next, h_prev, R, K, r0, 0, tid);
   fetch_gate_rows<TC_FU, TC_NT>(b_next, W_h, H, K, j0, 0, tid);
   for (int k0 = 0; k0 < K; k0 += TK) {
-#pragma unroll
-    for (int i = 0; i < TC_ROWS * TK / TC_NT; ++i) {
-      int e = tid + i * TC_NT;
-      a_s[e / TK][e % TK] = to_tf32(a_next[i]);
-    }
-#pragma unroll
-    for (int i = 0; i < 4 * TC_FU * TK / TC_NT; ++i) {
-      int e = tid + i * TC_NT;
-      b_s[e / TK][e % TK] = to_tf32(b_next[i]);
-    }
+    stash_tf32<TK>(a_s, a_next, tid);
+    stash_tf32<TK>(b_s, b_next, tid);
     __syncthreads();
     fetch_rows<TC_ROWS, TC_NT>(a_next, h_prev, R, K, r0, k0 + TK, tid);  // overlaps the products
     fetch_gate_rows<TC_FU, TC_NT>(b_next, W_h, H, K, j0, k0 + TK, tid);
@@ -412,16 +415,8 @@ extern "C" __global__ void lstm_step_backward_tf32(const float* __restrict__ dh_
     fetch_unit_cols<TC_BU, TC_NT>(b_next, W_h, H, K, j0, 0, tid);
   }
   for (int k0 = 0; k0 < K; k0 += TK) {
-#pragma unroll
-    for (int i = 0; i < TC_ROWS * TK / TC_NT; ++i) {
-      int e = tid + i * TC_NT;
-      a_s[e / TK][e % TK] = to_tf32(a_next[i]);
-    }
-#pragma unroll
-    for (int i = 0; i < TC_BU * TK / TC_NT; ++i) {
-      int e = tid + i * TC_NT;
-      b_s[e / TC_BU][e % TC_BU] = to_tf32(b_next[i]);
-    }
+    stash_tf32<TK>(a_s, a_next, tid);
+    stash_tf32<TC_BU>(b_s, b_next, tid);
     __syncthreads();
     fetch_rows<TC_ROWS, TC_NT>(a_next, dpre_next, R, K, r0, k0 + TK, tid);  // overlaps the products
     fetch_unit_cols<TC_BU, TC_NT>(b_next, W_h, H, K, j0, k0 + TK, tid);
