@@ -30,9 +30,9 @@ BACKWARD = [{"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2}, {"BWD_TY": 4, "BWD_RPT": 
 FORWARD_TF32 = [{"TC_WARPS": 4, "TC_MT": 1, "TC_FU": 16}, {"TC_WARPS": 4, "TC_MT": 2, "TC_FU": 16},
                 {"TC_WARPS": 4, "TC_MT": 1, "TC_FU": 32}, {"TC_WARPS": 8, "TC_MT": 1, "TC_FU": 16},
                 {"TC_WARPS": 2, "TC_MT": 2, "TC_FU": 16}]
-BACKWARD_TF32 = [{"TC_WARPS": 4, "TC_MT": 1, "TC_BU": 32}, {"TC_WARPS": 4, "TC_MT": 2, "TC_BU": 32},
-                 {"TC_WARPS": 4, "TC_MT": 1, "TC_BU": 64}, {"TC_WARPS": 4, "TC_MT": 1, "TC_BU": 16},
-                 {"TC_WARPS": 8, "TC_MT": 1, "TC_BU": 32}]
+BACKWARD_TF32 = [{"TC_WARPS": 4, "TC_MT": 1, "TC_BU": 64}, {"TC_WARPS": 4, "TC_MT": 1, "TC_BU": 32},
+                 {"TC_WARPS": 4, "TC_MT": 2, "TC_BU": 32}, {"TC_WARPS": 8, "TC_MT": 1, "TC_BU": 64},
+                 {"TC_WARPS": 4, "TC_MT": 1, "TC_BU": 16}]
 SHAPES = {"time 10x128": (780, 300), "pitch.0 10x128": (1270, 100), "pitch.1 10x128": (1270, 50),
           "time 64x128": (4992, 300)}
 

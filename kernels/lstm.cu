@@ -27,13 +27,15 @@
 // None of this has been timed on a GPU yet: bench/lstm_tiles.py times the tile shapes against
 // each other, bench/profile_batch.py the kernels against the rest of a batch.
 // The *_tf32 variants at the end (BIAXIAL_CU_TF32=1) do the same steps with the recurrent
-// product on TF32 tensor cores. Why: the time stack's step is 0.56 GFLOP; fp32 CUDA cores need
-// ~8 us for it at their 67 TFLOP/s peak, TF32 mma.sync well under that, so the step becomes
-// bound by moving h and W_h through L2 instead (~40 MB a step with these tiles).
-// Why not a persistent kernel with W_h resident on chip: in the time stack each step is a
-// 780 x 300 x 1200 GEMM (0.56 GFLOP), so launch latency (a few us) is small against the step,
-// and a grid-wide barrier between steps would tie us to cooperative launch, which the CPU
-// harness cannot run.
+// product on TF32 tensor cores. The two numbers for a time-stack step (R 780, H 300): 0.56 GFLOP,
+// 8.4 us at the fp32 peak (67 TFLOP/s), ~2 us on TF32 mma.sync; and what the tiles pull through
+// L2 per step (each block reads its rows' operand and its units' W_h rows for the whole k):
+//   forward   fp32 250 blocks 48 MB    tf32 (64 rows x 16 units) 247 blocks 38 MB
+//   backward  fp32 125 blocks 58 MB    tf32 (64 rows x 64 units)  65 blocks 40 MB
+// which at an L2 bandwidth of 6-12 TB/s is 3-10 us: the steps are L2-bound either way, so the
+// TF32 kernels gain by their tiles' smaller traffic, not only by the faster arithmetic, and the
+// variants bench/lstm_tiles.py sweeps trade traffic against how many SMs get a block. Unmeasured.
+
 #include "common.cuh"
 
 // Tile shapes: defaults below; bench/lstm_tiles.py compiles and times variants with -D options.
@@ -301,7 +303,7 @@ extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above
 #define TC_FU 16
 #endif
 #ifndef TC_BU
-#define TC_BU 32
+#define TC_BU 64
 #endif
 #define TC_NT (32 * TC_WARPS)           // threads per block
 #define TC_ROWS (16 * TC_MT * TC_WARPS)  // rows per block

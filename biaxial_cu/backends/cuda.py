@@ -35,7 +35,7 @@ N_FEATURES = 80
 LSTM_TILES = {"FWD_TY": 4, "FWD_RPT": 8, "BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2}
 # the tensor-core (TF32) step kernels' tiles: TC_WARPS warps of TC_MT x 16 rows a block; TC_FU
 # units (x 4 gates) a forward block, TC_BU units a backward block
-LSTM_TC_TILES = {"TC_WARPS": 4, "TC_MT": 1, "TC_FU": 16, "TC_BU": 32}
+LSTM_TC_TILES = {"TC_WARPS": 4, "TC_MT": 1, "TC_FU": 16, "TC_BU": 64}
 LOSS_THREADS = 256  # output_loss.cu
 ACTS = {"identity": 0, "tanh": 1}
 # BIAXIAL_CU_TF32=1: training's matrix products on TF32 tensor cores (what PyTorch's cuDNN LSTMs
