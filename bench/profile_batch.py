@@ -2,6 +2,8 @@
 
     python bench/profile_batch.py [--batch 10] [--iters 5]       # on a GPU machine
 
+Both precisions: "cuda" (fp32) and "cuda-tf32" (BIAXIAL_CU_TF32=1).
+
 Two views. "profiler": CuPy's kernels, cuBLAS's and our own all run in the process's one CUDA
 context, so PyTorch's profiler (CUPTI underneath) sees every one of them (torch is used for
 nothing else; skipped without it). "events": CUDA events around each launch of our own kernels,
@@ -11,6 +13,7 @@ launching ~1,000 kernels a batch) or the GPU is the limit. (In the events view t
 counts our kernels only.) Without a GPU it writes a result that says so.
 """
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, finish, recorded  # noqa: E402
 
 from biaxial_cu import Model  # noqa: E402
-from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
+from biaxial_cu.backends.cuda import TF32_ENV, cuda_unavailable_reason  # noqa: E402
 from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir  # noqa: E402
 
 
@@ -142,13 +145,15 @@ def main():
     a = ap.parse_args()
     result = {"benchmark": "profile", "environment": environment()}
     reason = cuda_unavailable_reason()
-    if reason:
-        result["cuda"] = {"skipped": reason}
-    else:
-        result["cuda"] = recorded(profile, a.batch, a.iters)
+    for name, tf32 in (("cuda", "0"), ("cuda-tf32", "1")):  # fp32; BIAXIAL_CU_TF32=1
+        if reason:
+            result[name] = {"skipped": reason}
+            continue
+        os.environ[TF32_ENV] = tf32  # read when profile() makes the model
+        result[name] = recorded(profile, a.batch, a.iters)
         for source in ("profiler", "events"):
-            view = result["cuda"].get(source, {})
-            print(f"{source}:", view.get("markdown", view.get("skipped", view.get("failed"))))
+            view = result[name].get(source, {})
+            print(f"{name} {source}:", view.get("markdown", view.get("skipped", view.get("failed"))))
     finish("profile", result, a.results_dir)
 
 

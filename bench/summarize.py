@@ -73,7 +73,7 @@ def headline(result):
         return f"{result['config']['steps']} steps: " + "; ".join(parts)
     if kind == "midi":
         return f"{result['files']} files in {result['median_ms']:.0f} ms ({result['ms_per_dozen_files']:.0f} ms per dozen)"
-    if kind in ("lstm_tiles", "profile") and not _measured(cuda):
+    if kind == "lstm_tiles" and not _measured(cuda):
         return _value(cuda, "", "")
     if kind == "lstm_tiles":
         parts = []
@@ -87,11 +87,19 @@ def headline(result):
             parts.append(f"{direction} time step: default {at(rows[0]):.1f} us, best {at(best):.1f} us {best['variant']}")
         return "; ".join(parts)
     if kind == "profile":
-        view = cuda["profiler"] if "kernels" in cuda.get("profiler", {}) else cuda["events"]
-        t = view["totals"]
-        top = view["kernels"][0] if view["kernels"] else {"kernel": "-", "share": 0}
-        return (f"batch {cuda['batch']}: wall {t['wall_ms_per_batch']:.2f} ms, GPU busy {t['gpu_busy_ms_per_batch']:.2f} ms, "
-                f"{t['launches_per_batch']:.0f} launches; top `{top['kernel'][:40]}` {100 * top['share']:.0f}%")
+        parts = []
+        for name in ("cuda", "cuda-tf32"):
+            part = result.get(name, {})
+            if not _measured(part):
+                parts.append(f"{name} {_value(part, '', '')}")
+                continue
+            view = part["profiler"] if "kernels" in part.get("profiler", {}) else part["events"]
+            t = view["totals"]
+            top = view["kernels"][0] if view["kernels"] else {"kernel": "-", "share": 0}
+            parts.append(f"{name} batch {part['batch']}: wall {t['wall_ms_per_batch']:.2f} ms, GPU busy "
+                         f"{t['gpu_busy_ms_per_batch']:.2f} ms, {t['launches_per_batch']:.0f} launches; "
+                         f"top `{top['kernel'][:40]}` {100 * top['share']:.0f}%")
+        return "; ".join(parts)
     return ""
 
 
