@@ -27,12 +27,13 @@ BACKWARD = [{"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2}, {"BWD_TY": 4, "BWD_RPT": 
             {"BWD_TY": 8, "BWD_RPT": 2, "BWD_UPT": 2}, {"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 1},
             {"BWD_TY": 16, "BWD_RPT": 2, "BWD_UPT": 2}]
 # the TF32 tensor-core kernels (lstm_step_*_tf32): warps per block, 16-row m-tiles per warp, units
-FORWARD_TF32 = [{"TC_WARPS": 4, "TC_MT": 1, "TC_FU": 16}, {"TC_WARPS": 4, "TC_MT": 2, "TC_FU": 16},
-                {"TC_WARPS": 4, "TC_MT": 1, "TC_FU": 32}, {"TC_WARPS": 8, "TC_MT": 1, "TC_FU": 16},
-                {"TC_WARPS": 2, "TC_MT": 2, "TC_FU": 16}]
-BACKWARD_TF32 = [{"TC_WARPS": 4, "TC_MT": 1, "TC_BU": 64}, {"TC_WARPS": 4, "TC_MT": 1, "TC_BU": 32},
-                 {"TC_WARPS": 4, "TC_MT": 2, "TC_BU": 32}, {"TC_WARPS": 8, "TC_MT": 1, "TC_BU": 64},
-                 {"TC_WARPS": 4, "TC_MT": 1, "TC_BU": 16}]
+# per block, k per chunk (kernels/lstm.cu); every variant compiles without spills (ptxas -v)
+FORWARD_TF32 = [{"TC_FW": 4, "TC_FM": 1, "TC_FU": 16, "TC_FK": 16}, {"TC_FW": 4, "TC_FM": 2, "TC_FU": 16},
+                {"TC_FW": 8, "TC_FM": 1, "TC_FU": 16}, {"TC_FW": 2, "TC_FM": 1, "TC_FU": 16},
+                {"TC_FW": 4, "TC_FM": 1, "TC_FU": 8, "TC_FK": 32}]
+BACKWARD_TF32 = [{"TC_BW": 4, "TC_BM": 1, "TC_BU": 64, "TC_BK": 64}, {"TC_BW": 4, "TC_BM": 1, "TC_BU": 32, "TC_BK": 64},
+                 {"TC_BW": 4, "TC_BM": 1, "TC_BU": 64, "TC_BK": 32}, {"TC_BW": 8, "TC_BM": 1, "TC_BU": 32, "TC_BK": 32},
+                 {"TC_BW": 2, "TC_BM": 1, "TC_BU": 64, "TC_BK": 64}]
 SHAPES = {"time 10x128": (780, 300), "pitch.0 10x128": (1270, 100), "pitch.1 10x128": (1270, 50),
           "time 64x128": (4992, 300)}
 

@@ -20,7 +20,7 @@ __device__ __forceinline__ float cell_act_f(float x, int act) { return act == AC
 //   b[0..1] = B(q, g), B(q + 4, g)                                     B: 8 x 8 (k x cols)
 //   d[0..3] = D(g, 2q), D(g, 2q + 1), D(g + 8, 2q), D(g + 8, 2q + 1)   D: 16 x 8
 // The CPU harness defines both itself (tests/cuda_emu/cuda_emu.h), the mma as a warp collective.
-#ifndef __CUDA_EMU__
+#if !defined(__CUDA_EMU__) && __CUDA_ARCH__ >= 800
 __device__ __forceinline__ unsigned to_tf32(float x) {
   unsigned r;
   asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
@@ -33,4 +33,13 @@ __device__ __forceinline__ void mma_tf32_16x8x8(float (&d)[4], const unsigned (&
                : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
+#elif !defined(__CUDA_EMU__)
+// Before sm_80 there are no TF32 tensor cores: the *_tf32 kernels still compile (so does the rest
+// of their module) but trap; the cuda backend refuses BIAXIAL_CU_TF32=1 on such a GPU.
+__device__ __forceinline__ unsigned to_tf32(float) {
+  __trap();
+  return 0;
+}
+
+__device__ __forceinline__ void mma_tf32_16x8x8(float (&)[4], const unsigned (&)[4], const unsigned (&)[2]) { __trap(); }
 #endif

@@ -32,15 +32,19 @@
 // L2 per step (each block reads its rows' operand and its units' W_h rows for the whole k):
 //   forward   fp32 250 blocks 48 MB    tf32 (64 rows x 16 units) 247 blocks 38 MB
 //   backward  fp32 125 blocks 58 MB    tf32 (64 rows x 64 units)  65 blocks 40 MB
-// which at an L2 bandwidth of 6-12 TB/s is 3-10 us: the steps are L2-bound either way, so the
-// TF32 kernels gain by their tiles' smaller traffic, not only by the faster arithmetic, and the
-// variants bench/lstm_tiles.py sweeps trade traffic against how many SMs get a block. Unmeasured.
+// which at an L2 bandwidth of 6-12 TB/s is 3-10 us. But a block that prefetches one chunk ahead
+// waits about one L2 latency (~0.3 us) per chunk, so a step also costs (chunks) x (latency)
+// unless enough blocks share an SM: the fp32 backward (75 chunks of 16 k, one block per SM) may
+// take ~25 us a step that way. The TF32 backward therefore fetches 64 k a chunk (19 chunks).
+// bench/lstm_tiles.py sweeps these trade-offs; none of it is measured yet.
 
 #include "common.cuh"
 
 // Tile shapes: defaults below; bench/lstm_tiles.py compiles and times variants with -D options.
 #define TJ 32        // units per warp: blockDim.x of both kernels
-#define TK 16        // k per shared-memory chunk
+#ifndef TK
+#define TK 16        // k per shared-memory chunk (fp32 kernels)
+#endif
 #ifndef FWD_TY
 #define FWD_TY 4     // forward: blockDim.y; a thread owns FWD_RPT rows, a block FWD_ROWS x TJ units
 #endif
@@ -65,15 +69,15 @@
 static_assert(FWD_ROWS * TK % FWD_NT == 0 && 4 * TJ * TK % FWD_NT == 0, "forward tile");
 static_assert(BWD_ROWS * TK % BWD_NT == 0 && BWD_UNITS * TK % BWD_NT == 0, "backward tile");
 
-// The row operand of both products, chunk by chunk: rows r0..r0+ROWS-1, columns k0..k0+TK-1 of
+// The row operand of both products, chunk by chunk: rows r0..r0+ROWS-1, columns k0..k0+KC-1 of
 // a row-major (R, K) matrix, into registers (zeros outside), the NT threads of a block sharing
-// the ROWS x TK tile: element e is (e / TK, e % TK), so consecutive threads read consecutive k.
-template <int ROWS, int NT>
-__device__ __forceinline__ void fetch_rows(float (&regs)[ROWS * TK / NT], const float* __restrict__ src,
+// the ROWS x KC tile: element e is (e / KC, e % KC), so consecutive threads read consecutive k.
+template <int ROWS, int NT, int KC = TK>
+__device__ __forceinline__ void fetch_rows(float (&regs)[ROWS * KC / NT], const float* __restrict__ src,
                                            int R, int K, int r0, int k0, int tid) {
 #pragma unroll
-  for (int i = 0; i < ROWS * TK / NT; ++i) {
-    int e = tid + i * NT, r = r0 + e / TK, k = k0 + e % TK;
+  for (int i = 0; i < ROWS * KC / NT; ++i) {
+    int e = tid + i * NT, r = r0 + e / KC, k = k0 + e % KC;
     regs[i] = r < R && k < K ? src[(size_t)r * K + k] : 0.0f;
   }
 }
@@ -90,14 +94,14 @@ __device__ __forceinline__ void stash_rows(float (*tile)[ROWS + 4], const float 
   }
 }
 
-// Forward W chunk k0..k0+TK-1 into registers (zeros outside, k >= K included): rows g*H + j0..
-// of W_h (4H, H) for the 4 gates of UNITS units, element e = (gate * UNITS + unit, k) as (e / TK, e % TK).
-template <int UNITS, int NT>
-__device__ __forceinline__ void fetch_gate_rows(float (&regs)[4 * UNITS * TK / NT], const float* __restrict__ W_h,
+// Forward W chunk k0..k0+KC-1 into registers (zeros outside, k >= K included): rows g*H + j0..
+// of W_h (4H, H) for the 4 gates of UNITS units, element e = (gate * UNITS + unit, k) as (e / KC, e % KC).
+template <int UNITS, int NT, int KC = TK>
+__device__ __forceinline__ void fetch_gate_rows(float (&regs)[4 * UNITS * KC / NT], const float* __restrict__ W_h,
                                                 int H, int K, int j0, int k0, int tid) {
 #pragma unroll
-  for (int i = 0; i < 4 * UNITS * TK / NT; ++i) {
-    int e = tid + i * NT, gj = e / TK, k = k0 + e % TK, j = j0 + gj % UNITS;
+  for (int i = 0; i < 4 * UNITS * KC / NT; ++i) {
+    int e = tid + i * NT, gj = e / KC, k = k0 + e % KC, j = j0 + gj % UNITS;
     regs[i] = j < H && k < K ? W_h[((size_t)(gj / UNITS) * H + j) * H + k] : 0.0f;
   }
 }
@@ -182,13 +186,13 @@ extern "C" __global__ void lstm_step_forward(float* gates, float* __restrict__ h
   }
 }
 
-// Backward W chunk k0..k0+TK-1 (of the 4H dimension) into registers (zeros outside): rows k0..
+// Backward W chunk k0..k0+KC-1 (of the 4H dimension) into registers (zeros outside): rows k0..
 // of W_h, units j0..j0+UNITS-1, element e = (k, unit) as (e / UNITS, e % UNITS).
-template <int UNITS, int NT>
-__device__ __forceinline__ void fetch_unit_cols(float (&regs)[UNITS * TK / NT], const float* __restrict__ W_h,
+template <int UNITS, int NT, int KC = TK>
+__device__ __forceinline__ void fetch_unit_cols(float (&regs)[UNITS * KC / NT], const float* __restrict__ W_h,
                                                 int H, int K, int j0, int k0, int tid) {
 #pragma unroll
-  for (int i = 0; i < UNITS * TK / NT; ++i) {
+  for (int i = 0; i < UNITS * KC / NT; ++i) {
     int e = tid + i * NT, k = k0 + e / UNITS, j = j0 + e % UNITS;
     regs[i] = j < H && k < K ? W_h[(size_t)k * H + j] : 0.0f;
   }
@@ -285,56 +289,76 @@ extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above
 // with the recurrent product on the tensor cores (mma.sync m16n8k8, common.cuh): both operands
 // rounded to TF32 (10 mantissa bits, as cuDNN's LSTMs do by default), fp32 accumulators, the cell
 // in fp32 as above. Twin: the fp32 twins on round_tf32(h_prev), round_tf32(W_h) (reference.py).
-// A block is TC_WARPS warps stacked along rows, each warp TC_MT m-tiles of 16 rows; operands go
-// through shared memory as TF32 bit patterns in chunks of TK k, fetched into registers one chunk
-// ahead (as the fp32 kernels do). Shared rows are padded by 4 (forward, both tiles (row, k)) or 8
-// (backward W tile (k, unit)) words, which makes the fragment loads conflict-free: the 32 lanes
-// of a load read rows g = 0..7 at k = q = 0..3, i.e. banks 20g + q (or 40q + g), all distinct.
+// A block is TC_FW (forward) / TC_BW (backward) warps stacked along rows, each warp TC_FM / TC_BM
+// m-tiles of 16 rows; operands go through shared memory as TF32 bit patterns in chunks of TC_FK /
+// TC_BK k, fetched into registers one chunk ahead (as the fp32 kernels do). The backward chunk is
+// long because a step's L2 round trips are its limit: with one block per SM (the time stack's
+// backward has 65 blocks), each chunk costs about one L2 latency, so the bytes a block has in
+// flight set the bandwidth; the forward's 247 blocks, two per SM, get there with 16. Shared rows
+// are padded to make the fragment loads conflict-free: the 32 lanes of a load read rows
+// g = 0..7 at k = q = 0..3. (row, k) tiles have a pitch p = KC + 4 words, p = 4 mod 8, so the
+// banks p g + q are distinct; the backward W tile (k, unit) has p = TC_BU + 8 = 8 mod 16 (TC_BU a
+// multiple of 16), so the banks p q + g are.
 // Forward: a block covers TC_FU units x 4 gates, so each thread holds all four gates of its
 // entries (n-tile gate * TC_FU / 8 + u) and the cell runs on its accumulators directly.
 // Backward: a block covers TC_BU units; n-tile u holds units 8u..8u+7.
-#ifndef TC_WARPS
-#define TC_WARPS 4
+#ifndef TC_FW
+#define TC_FW 4   // forward: warps per block
 #endif
-#ifndef TC_MT
-#define TC_MT 1
+#ifndef TC_FM
+#define TC_FM 1   // forward: 16-row m-tiles per warp
 #endif
 #ifndef TC_FU
-#define TC_FU 16
+#define TC_FU 16  // forward: units per block (x 4 gates)
+#endif
+#ifndef TC_FK
+#define TC_FK 16  // forward: k per chunk
+#endif
+#ifndef TC_BW
+#define TC_BW 4   // backward: warps per block
+#endif
+#ifndef TC_BM
+#define TC_BM 1   // backward: 16-row m-tiles per warp
 #endif
 #ifndef TC_BU
-#define TC_BU 64
+#define TC_BU 64  // backward: units per block
 #endif
-#define TC_NT (32 * TC_WARPS)           // threads per block
-#define TC_ROWS (16 * TC_MT * TC_WARPS)  // rows per block
-#define TC_FN (4 * TC_FU / 8)           // forward n-tiles per warp
-#define TC_BN (TC_BU / 8)               // backward n-tiles per warp
-static_assert(TC_FU % 8 == 0 && TC_BU % 8 == 0, "tensor-core tiles are 8 units wide");
-static_assert(TC_ROWS * TK % TC_NT == 0 && 4 * TC_FU * TK % TC_NT == 0 && TC_BU * TK % TC_NT == 0,
-              "tensor-core tile");
+#ifndef TC_BK
+#define TC_BK 64  // backward: k per chunk
+#endif
+#define TC_FNT (32 * TC_FW)           // forward threads per block
+#define TC_FROWS (16 * TC_FM * TC_FW)  // forward rows per block
+#define TC_FN (4 * TC_FU / 8)         // forward n-tiles per warp
+#define TC_BNT (32 * TC_BW)
+#define TC_BROWS (16 * TC_BM * TC_BW)
+#define TC_BN (TC_BU / 8)
+static_assert(TC_FU % 8 == 0 && TC_BU % 16 == 0 && TC_FK % 8 == 0 && TC_BK % 8 == 0,
+              "tensor-core tiles: n-tiles of 8 units, k-steps of 8, conflict-free backward W pitch");
+static_assert(TC_FROWS * TC_FK % TC_FNT == 0 && 4 * TC_FU * TC_FK % TC_FNT == 0, "tensor-core forward tile");
+static_assert(TC_BROWS * TC_BK % TC_BNT == 0 && TC_BU * TC_BK % TC_BNT == 0, "tensor-core backward tile");
 
 // A chunk fetched into registers (NT threads, element e = tid + i * NT) into shared memory as TF32
 // bits, element e at (e / COLS, e % COLS) of a tile whose rows are PITCH words apart.
-template <int COLS, int PITCH, int N>
+template <int COLS, int NT, int PITCH, int N>
 __device__ __forceinline__ void stash_tf32(unsigned (*tile)[PITCH], const float (&regs)[N], int tid) {
 #pragma unroll
   for (int i = 0; i < N; ++i) {
-    int e = tid + i * TC_NT;
+    int e = tid + i * NT;
     tile[e / COLS][e % COLS] = to_tf32(regs[i]);
   }
 }
 
-// One TK chunk of A (rows of the warp's m-tiles, k along a_s's rows) times B for every n-tile:
+// One KC chunk of A (rows of the warp's m-tiles, k along a_s's rows) times B for every n-tile:
 // b_at(n, k) is the TF32 bits of B(k, column 8n + g)'s shared entry for this lane.
-template <int NTILES, int APITCH, typename BAt>
-__device__ __forceinline__ void mma_chunk(float (&acc)[TC_MT][NTILES][4], const unsigned (*a_s)[APITCH], int warp,
+template <int MT, int NTILES, int KC, typename BAt>
+__device__ __forceinline__ void mma_chunk(float (&acc)[MT][NTILES][4], const unsigned (*a_s)[KC + 4], int warp,
                                           int g, int q, BAt b_at) {
 #pragma unroll
-  for (int kk = 0; kk < TK; kk += 8) {
-    unsigned a[TC_MT][4];
+  for (int kk = 0; kk < KC; kk += 8) {
+    unsigned a[MT][4];
 #pragma unroll
-    for (int mt = 0; mt < TC_MT; ++mt) {
-      int rb = (warp * TC_MT + mt) * 16;
+    for (int mt = 0; mt < MT; ++mt) {
+      int rb = (warp * MT + mt) * 16;
       a[mt][0] = a_s[rb + g][kk + q];
       a[mt][1] = a_s[rb + g + 8][kk + q];
       a[mt][2] = a_s[rb + g][kk + q + 4];
@@ -344,47 +368,47 @@ __device__ __forceinline__ void mma_chunk(float (&acc)[TC_MT][NTILES][4], const 
     for (int n = 0; n < NTILES; ++n) {
       unsigned b[2] = {b_at(n, kk + q), b_at(n, kk + q + 4)};
 #pragma unroll
-      for (int mt = 0; mt < TC_MT; ++mt) mma_tf32_16x8x8(acc[mt][n], a[mt], b);
+      for (int mt = 0; mt < MT; ++mt) mma_tf32_16x8x8(acc[mt][n], a[mt], b);
     }
   }
 }
 
 // Forward of step t on the tensor cores: arguments and buffers as lstm_step_forward.
-// Block TC_NT threads; grid (ceil(H / TC_FU), ceil(R / TC_ROWS)).
+// Block TC_FNT threads; grid (ceil(H / TC_FU), ceil(R / TC_FROWS)).
 extern "C" __global__ void lstm_step_forward_tf32(float* gates, float* __restrict__ h, float* __restrict__ c,
                                                   const float* __restrict__ W_h, const float* __restrict__ mask,
                                                   float* __restrict__ h_out, int R, int H, int act, int use_mask,
                                                   int t) {
-  __shared__ unsigned a_s[TC_ROWS][TK + 4];   // (row, k) of h_prev, TF32
-  __shared__ unsigned b_s[4 * TC_FU][TK + 4];  // (gate * TC_FU + unit, k) of W_h, TF32
+  __shared__ unsigned a_s[TC_FROWS][TC_FK + 4];   // (row, k) of h_prev, TF32
+  __shared__ unsigned b_s[4 * TC_FU][TC_FK + 4];  // (gate * TC_FU + unit, k) of W_h, TF32
   int tid = threadIdx.x, warp = tid / 32, g = tid % 32 / 4, q = tid % 4;
-  int j0 = blockIdx.x * TC_FU, r0 = blockIdx.y * TC_ROWS;
+  int j0 = blockIdx.x * TC_FU, r0 = blockIdx.y * TC_FROWS;
   size_t RH = (size_t)R * H;
   const float* h_prev = t > 0 ? h + (t - 1) * RH : h;  // (R, H); not read at t = 0 (K = 0)
   int K = t > 0 ? H : 0;
-  float a_next[TC_ROWS * TK / TC_NT], b_next[4 * TC_FU * TK / TC_NT];
-  float acc[TC_MT][TC_FN][4];
-  for (int mt = 0; mt < TC_MT; ++mt)
+  float a_next[TC_FROWS * TC_FK / TC_FNT], b_next[4 * TC_FU * TC_FK / TC_FNT];
+  float acc[TC_FM][TC_FN][4];
+  for (int mt = 0; mt < TC_FM; ++mt)
     for (int n = 0; n < TC_FN; ++n)
       for (int i = 0; i < 4; ++i) acc[mt][n][i] = 0.0f;
-  fetch_rows<TC_ROWS, TC_NT>(a_next, h_prev, R, K, r0, 0, tid);
-  fetch_gate_rows<TC_FU, TC_NT>(b_next, W_h, H, K, j0, 0, tid);
-  for (int k0 = 0; k0 < K; k0 += TK) {
-    stash_tf32<TK>(a_s, a_next, tid);
-    stash_tf32<TK>(b_s, b_next, tid);
+  fetch_rows<TC_FROWS, TC_FNT, TC_FK>(a_next, h_prev, R, K, r0, 0, tid);
+  fetch_gate_rows<TC_FU, TC_FNT, TC_FK>(b_next, W_h, H, K, j0, 0, tid);
+  for (int k0 = 0; k0 < K; k0 += TC_FK) {
+    stash_tf32<TC_FK, TC_FNT>(a_s, a_next, tid);
+    stash_tf32<TC_FK, TC_FNT>(b_s, b_next, tid);
     __syncthreads();
-    fetch_rows<TC_ROWS, TC_NT>(a_next, h_prev, R, K, r0, k0 + TK, tid);  // overlaps the products
-    fetch_gate_rows<TC_FU, TC_NT>(b_next, W_h, H, K, j0, k0 + TK, tid);
-    mma_chunk<TC_FN, TK + 4>(acc, a_s, warp, g, q, [&](int n, int k) { return b_s[8 * n + g][k]; });
+    fetch_rows<TC_FROWS, TC_FNT, TC_FK>(a_next, h_prev, R, K, r0, k0 + TC_FK, tid);  // overlaps the products
+    fetch_gate_rows<TC_FU, TC_FNT, TC_FK>(b_next, W_h, H, K, j0, k0 + TC_FK, tid);
+    mma_chunk<TC_FM, TC_FN, TC_FK>(acc, a_s, warp, g, q, [&](int n, int k) { return b_s[8 * n + g][k]; });
     __syncthreads();
   }
 #pragma unroll
-  for (int mt = 0; mt < TC_MT; ++mt)
+  for (int mt = 0; mt < TC_FM; ++mt)
 #pragma unroll
     for (int i = 0; i < 4; ++i)  // accumulator entry i: row g + 8 (i / 2), unit 2q + i % 2 of each n-tile
 #pragma unroll
       for (int u = 0; u < TC_FU / 8; ++u) {
-        int r = r0 + (warp * TC_MT + mt) * 16 + g + 8 * (i / 2), j = j0 + 8 * u + 2 * q + i % 2;
+        int r = r0 + (warp * TC_FM + mt) * 16 + g + 8 * (i / 2), j = j0 + 8 * u + 2 * q + i % 2;
         float pre[4];
 #pragma unroll
         for (int gate = 0; gate < 4; ++gate) pre[gate] = acc[mt][gate * (TC_FU / 8) + u][i];
@@ -394,44 +418,44 @@ extern "C" __global__ void lstm_step_forward_tf32(float* gates, float* __restric
 }
 
 // Backward of step t on the tensor cores: arguments and buffers as lstm_step_backward.
-// Block TC_NT threads; grid (ceil(H / TC_BU), ceil(R / TC_ROWS)).
+// Block TC_BNT threads; grid (ceil(H / TC_BU), ceil(R / TC_BROWS)).
 extern "C" __global__ void lstm_step_backward_tf32(const float* __restrict__ dh_above, float* gates,
                                                    const float* __restrict__ W_h, const float* __restrict__ c,
                                                    const float* __restrict__ mask, int R, int H, int act,
                                                    int use_mask, int L, const float* __restrict__ dc_next,
                                                    float* __restrict__ dc_prev, int t) {
-  __shared__ unsigned a_s[TC_ROWS][TK + 4];  // (row, k) of dpre_next, TF32
-  __shared__ unsigned b_s[TK][TC_BU + 8];    // (k, unit) of W_h, TF32
+  __shared__ unsigned a_s[TC_BROWS][TC_BK + 4];  // (row, k) of dpre_next, TF32
+  __shared__ unsigned b_s[TC_BK][TC_BU + 8];    // (k, unit) of W_h, TF32
   int tid = threadIdx.x, warp = tid / 32, g = tid % 32 / 4, q = tid % 4;
-  int j0 = blockIdx.x * TC_BU, r0 = blockIdx.y * TC_ROWS;
+  int j0 = blockIdx.x * TC_BU, r0 = blockIdx.y * TC_BROWS;
   size_t RH = (size_t)R * H;
   int K = t + 1 < L ? 4 * H : 0;  // 0 at the last step
   const float* dpre_next = gates + (t + 1) * 4 * RH;  // (R, 4H); read only when K > 0
-  float a_next[TC_ROWS * TK / TC_NT], b_next[TC_BU * TK / TC_NT];
-  float acc[TC_MT][TC_BN][4];
-  for (int mt = 0; mt < TC_MT; ++mt)
+  float a_next[TC_BROWS * TC_BK / TC_BNT], b_next[TC_BU * TC_BK / TC_BNT];
+  float acc[TC_BM][TC_BN][4];
+  for (int mt = 0; mt < TC_BM; ++mt)
     for (int n = 0; n < TC_BN; ++n)
       for (int i = 0; i < 4; ++i) acc[mt][n][i] = 0.0f;
   if (K) {
-    fetch_rows<TC_ROWS, TC_NT>(a_next, dpre_next, R, K, r0, 0, tid);
-    fetch_unit_cols<TC_BU, TC_NT>(b_next, W_h, H, K, j0, 0, tid);
+    fetch_rows<TC_BROWS, TC_BNT, TC_BK>(a_next, dpre_next, R, K, r0, 0, tid);
+    fetch_unit_cols<TC_BU, TC_BNT, TC_BK>(b_next, W_h, H, K, j0, 0, tid);
   }
-  for (int k0 = 0; k0 < K; k0 += TK) {
-    stash_tf32<TK>(a_s, a_next, tid);
-    stash_tf32<TC_BU>(b_s, b_next, tid);
+  for (int k0 = 0; k0 < K; k0 += TC_BK) {
+    stash_tf32<TC_BK, TC_BNT>(a_s, a_next, tid);
+    stash_tf32<TC_BU, TC_BNT>(b_s, b_next, tid);
     __syncthreads();
-    fetch_rows<TC_ROWS, TC_NT>(a_next, dpre_next, R, K, r0, k0 + TK, tid);  // overlaps the products
-    fetch_unit_cols<TC_BU, TC_NT>(b_next, W_h, H, K, j0, k0 + TK, tid);
-    mma_chunk<TC_BN, TK + 4>(acc, a_s, warp, g, q, [&](int n, int k) { return b_s[k][8 * n + g]; });
+    fetch_rows<TC_BROWS, TC_BNT, TC_BK>(a_next, dpre_next, R, K, r0, k0 + TC_BK, tid);  // overlaps the products
+    fetch_unit_cols<TC_BU, TC_BNT, TC_BK>(b_next, W_h, H, K, j0, k0 + TC_BK, tid);
+    mma_chunk<TC_BM, TC_BN, TC_BK>(acc, a_s, warp, g, q, [&](int n, int k) { return b_s[k][8 * n + g]; });
     __syncthreads();
   }
 #pragma unroll
-  for (int mt = 0; mt < TC_MT; ++mt)
+  for (int mt = 0; mt < TC_BM; ++mt)
 #pragma unroll
     for (int n = 0; n < TC_BN; ++n)
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        int r = r0 + (warp * TC_MT + mt) * 16 + g + 8 * (i / 2), j = j0 + 8 * n + 2 * q + i % 2;
+        int r = r0 + (warp * TC_BM + mt) * 16 + g + 8 * (i / 2), j = j0 + 8 * n + 2 * q + i % 2;
         if (r < R && j < H)
           cell_backward(gates + (t * (size_t)R + r) * 4 * H, dh_above, c, mask, dc_next, dc_prev, RH, r, j, H, t,
                         acc[mt][n][i], act, use_mask);

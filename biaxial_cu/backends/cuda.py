@@ -33,9 +33,9 @@ N_FEATURES = 80
 # lstm.cu's default tiles (a test checks them against its #defines; bench/lstm_tiles.py times
 # others, compiled with -D options). Blocks are (32, *_TY) threads; a thread owns *_RPT rows.
 LSTM_TILES = {"FWD_TY": 4, "FWD_RPT": 8, "BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2}
-# the tensor-core (TF32) step kernels' tiles: TC_WARPS warps of TC_MT x 16 rows a block; TC_FU
-# units (x 4 gates) a forward block, TC_BU units a backward block
-LSTM_TC_TILES = {"TC_WARPS": 4, "TC_MT": 1, "TC_FU": 16, "TC_BU": 64}
+# the tensor-core (TF32) step kernels' tiles, forward (F) and backward (B): TC_?W warps of TC_?M x 16
+# rows a block, TC_FU units (x 4 gates) / TC_BU units a block, TC_?K k per shared-memory chunk
+LSTM_TC_TILES = {"TC_FW": 4, "TC_FM": 1, "TC_FU": 16, "TC_FK": 16, "TC_BW": 4, "TC_BM": 1, "TC_BU": 64, "TC_BK": 64}
 LOSS_THREADS = 256  # output_loss.cu
 ACTS = {"identity": 0, "tanh": 1}
 # BIAXIAL_CU_TF32=1: training's matrix products on TF32 tensor cores (what PyTorch's cuDNN LSTMs
@@ -121,26 +121,27 @@ def lstm_step_kernel_name(direction, tf32):
     return f"lstm_step_{direction}" + ("_tf32" if tf32 else "")
 
 
-def _tc_launch(R, H, tiles, units):
+def _tc_launch(R, H, tiles, direction):
     t = {**LSTM_TC_TILES, **(tiles or {})}
-    return (_blocks(H, t[units]), _blocks(R, 16 * t["TC_MT"] * t["TC_WARPS"])), (32 * t["TC_WARPS"],)
+    warps, m_tiles, units = (t[f"TC_{direction}{k}"] for k in "WMU")
+    return (_blocks(H, units), _blocks(R, 16 * m_tiles * warps)), (32 * warps,)
 
 
 def lstm_forward_launch(R, H, tiles=None, tf32=False):
     """(grid, block) of lstm_step_forward for R rows of H units: a block covers FWD_TY * FWD_RPT
-    rows x 32 units (tf32: TC_WARPS * TC_MT * 16 rows x TC_FU units). tiles: the -D values the
+    rows x 32 units (tf32: TC_FW * TC_FM * 16 rows x TC_FU units). tiles: the -D values the
     kernel was compiled with (default LSTM_TILES / LSTM_TC_TILES)."""
     if tf32:
-        return _tc_launch(R, H, tiles, "TC_FU")
+        return _tc_launch(R, H, tiles, "F")
     t = {**LSTM_TILES, **(tiles or {})}
     return (_blocks(H, 32), _blocks(R, t["FWD_TY"] * t["FWD_RPT"])), (32, t["FWD_TY"])
 
 
 def lstm_backward_launch(R, H, tiles=None, tf32=False):
     """(grid, block) of lstm_step_backward: a block covers BWD_TY * BWD_RPT rows x 32 * BWD_UPT
-    units (tf32: TC_WARPS * TC_MT * 16 rows x TC_BU units)."""
+    units (tf32: TC_BW * TC_BM * 16 rows x TC_BU units)."""
     if tf32:
-        return _tc_launch(R, H, tiles, "TC_BU")
+        return _tc_launch(R, H, tiles, "B")
     t = {**LSTM_TILES, **(tiles or {})}
     return (_blocks(H, 32 * t["BWD_UPT"]), _blocks(R, t["BWD_TY"] * t["BWD_RPT"])), (32, t["BWD_TY"])
 
@@ -157,6 +158,11 @@ class CudaBackend:
         self.cp = xp
         self.kernel = kernel_fn or kernel
         self.tf32 = tf32_requested() if tf32 is None else bool(tf32)
+        if self.tf32 and hasattr(xp, "cuda"):
+            cc = int(xp.cuda.Device().compute_capability)
+            if cc < 80:
+                raise RuntimeError(f"{TF32_ENV}=1 needs TF32 tensor cores (compute capability 8.0 or newer); "
+                                   f"this GPU has {cc // 10}.{cc % 10}: unset it to train in fp32")
         cupy = xp
         self.config = config
         self.act = ACTS[config["cell_activation"]]
