@@ -23,9 +23,9 @@ from biaxial_cu.backends.cuda import (cuda_unavailable_reason, kernel_source, ls
 
 FORWARD = [{"FWD_TY": 4, "FWD_RPT": 8}, {"FWD_TY": 8, "FWD_RPT": 4}, {"FWD_TY": 4, "FWD_RPT": 4},
            {"FWD_TY": 8, "FWD_RPT": 8}, {"FWD_TY": 2, "FWD_RPT": 8}]
-BACKWARD = [{"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2}, {"BWD_TY": 4, "BWD_RPT": 8, "BWD_UPT": 2},
-            {"BWD_TY": 8, "BWD_RPT": 2, "BWD_UPT": 2}, {"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 1},
-            {"BWD_TY": 16, "BWD_RPT": 2, "BWD_UPT": 2}]
+BACKWARD = [{"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2, "BWD_TK": 64}, {"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2, "BWD_TK": 16},
+            {"BWD_TY": 4, "BWD_RPT": 8, "BWD_UPT": 2}, {"BWD_TY": 8, "BWD_RPT": 2, "BWD_UPT": 2},
+            {"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 1}, {"BWD_TY": 16, "BWD_RPT": 2, "BWD_UPT": 2}]
 # the TF32 tensor-core kernels (lstm_step_*_tf32): warps per block, 16-row m-tiles per warp, units
 # per block, k per chunk (kernels/lstm.cu); every variant compiles without spills (ptxas -v)
 FORWARD_TF32 = [{"TC_FW": 4, "TC_FM": 1, "TC_FU": 16, "TC_FK": 16}, {"TC_FW": 4, "TC_FM": 2, "TC_FU": 16},

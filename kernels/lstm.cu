@@ -17,10 +17,12 @@
 // accumulators over k in 0..4H; per k one 16-byte broadcast and 2 conflict-free reads for 8
 // FMAs. Fewer outputs per thread than forward because there are 4x fewer outputs (R x H, not
 // R x 4H) to spread over the GPU: the time stack's step is 125 blocks of 8 warps.
-// Both stage k in chunks of TK through shared memory and fetch the next chunk into registers
-// while the current one is multiplied (one pair of barriers per chunk). The sums run over k in
-// order, one fused multiply-add at a time, like the twin's float32 dot product up to rounding.
-// Registers (NVRTC 13, sm_90, ptxas -v): forward 196, backward 62, no spills. Capping the
+// Both stage k in chunks (TK = 16 forward, BWD_TK = 64 backward) through shared memory and fetch
+// the next chunk into registers while the current one is multiplied (one pair of barriers per
+// chunk). The sums run over k in order, one fused multiply-add at a time, like the twin's float32
+// dot product up to rounding (the chunk length does not change the order).
+// Registers (NVRTC 13, sm_90, ptxas -v): forward 196, backward 152 (62 with 16-k chunks), no
+// spills. Capping the
 // forward at 128 (4 blocks per SM) spilled (224 bytes, measured before t moved into the
 // kernel), so it is left uncapped: 2 blocks of 4 warps per SM, which holds the time stack's
 // 250 blocks (R 780, H 300) in one wave.
@@ -34,8 +36,9 @@
 //   backward  fp32 125 blocks 58 MB    tf32 (64 rows x 64 units)  65 blocks 40 MB
 // which at an L2 bandwidth of 6-12 TB/s is 3-10 us. But a block that prefetches one chunk ahead
 // waits about one L2 latency (~0.3 us) per chunk, so a step also costs (chunks) x (latency)
-// unless enough blocks share an SM: the fp32 backward (75 chunks of 16 k, one block per SM) may
-// take ~25 us a step that way. The TF32 backward therefore fetches 64 k a chunk (19 chunks).
+// unless enough blocks share an SM: the fp32 backward with 16-k chunks (75 of them, one block
+// per SM) would take ~25 us a step that way. Both backward kernels therefore fetch 64 k a chunk
+// (19 chunks); the forward ones, two blocks per SM over 19 chunks of 16, stay at 16.
 // bench/lstm_tiles.py sweeps these trade-offs; none of it is measured yet.
 
 #include "common.cuh"
@@ -60,6 +63,9 @@
 #ifndef BWD_UPT
 #define BWD_UPT 2
 #endif
+#ifndef BWD_TK
+#define BWD_TK 64    // backward: k per chunk (its product runs over 4H; see the note on latency above)
+#endif
 #define FWD_ROWS (FWD_TY * FWD_RPT)
 #define FWD_NT (TJ * FWD_TY)  // threads per block
 #define BWD_ROWS (BWD_TY * BWD_RPT)
@@ -67,7 +73,7 @@
 #define BWD_NT (TJ * BWD_TY)
 // every thread fetches whole shares of each chunk
 static_assert(FWD_ROWS * TK % FWD_NT == 0 && 4 * TJ * TK % FWD_NT == 0, "forward tile");
-static_assert(BWD_ROWS * TK % BWD_NT == 0 && BWD_UNITS * TK % BWD_NT == 0, "backward tile");
+static_assert(BWD_ROWS * BWD_TK % BWD_NT == 0 && BWD_UNITS * BWD_TK % BWD_NT == 0, "backward tile");
 
 // The row operand of both products, chunk by chunk: rows r0..r0+ROWS-1, columns k0..k0+KC-1 of
 // a row-major (R, K) matrix, into registers (zeros outside), the NT threads of a block sharing
@@ -85,12 +91,12 @@ __device__ __forceinline__ void fetch_rows(float (&regs)[ROWS * KC / NT], const 
 // What fetch_rows holds, into shared memory as (k, row): each k's rows are contiguous, so a
 // thread's rows come back as 16-byte broadcast loads. The row pitch ROWS + 4 keeps these stores
 // at most 2-way bank-conflicted.
-template <int ROWS, int NT>
-__device__ __forceinline__ void stash_rows(float (*tile)[ROWS + 4], const float (&regs)[ROWS * TK / NT], int tid) {
+template <int ROWS, int NT, int KC = TK>
+__device__ __forceinline__ void stash_rows(float (*tile)[ROWS + 4], const float (&regs)[ROWS * KC / NT], int tid) {
 #pragma unroll
-  for (int i = 0; i < ROWS * TK / NT; ++i) {
+  for (int i = 0; i < ROWS * KC / NT; ++i) {
     int e = tid + i * NT;
-    tile[e % TK][e / TK] = regs[i];
+    tile[e % KC][e / KC] = regs[i];
   }
 }
 
@@ -232,33 +238,33 @@ extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above
                                               const float* __restrict__ mask, int R, int H, int act,
                                               int use_mask, int L, const float* __restrict__ dc_next,
                                               float* __restrict__ dc_prev, int t) {
-  __shared__ __align__(16) float d_s[TK][BWD_ROWS + 4];  // (k, row) of dpre_next
-  __shared__ float w_s[TK][BWD_UNITS];     // (k, unit) of W_h: stored along units, no conflict
+  __shared__ __align__(16) float d_s[BWD_TK][BWD_ROWS + 4];  // (k, row) of dpre_next
+  __shared__ float w_s[BWD_TK][BWD_UNITS];     // (k, unit) of W_h: stored along units, no conflict
   int tx = threadIdx.x, ty = threadIdx.y, tid = ty * TJ + tx;
   int j0 = blockIdx.x * BWD_UNITS, r0 = blockIdx.y * BWD_ROWS;
   size_t RH = (size_t)R * H;
   int K = t + 1 < L ? 4 * H : 0;  // length of the recurrent product; 0 at the last step
   const float* dpre_next = gates + (t + 1) * 4 * RH;  // (R, 4H); read only when K > 0
-  float d_next[BWD_ROWS * TK / BWD_NT], w_next[BWD_UNITS * TK / BWD_NT];
+  float d_next[BWD_ROWS * BWD_TK / BWD_NT], w_next[BWD_UNITS * BWD_TK / BWD_NT];
   float acc[BWD_RPT][BWD_UPT];
   for (int m = 0; m < BWD_RPT; ++m)
     for (int u = 0; u < BWD_UPT; ++u) acc[m][u] = 0.0f;
   if (K) {
-    fetch_rows<BWD_ROWS, BWD_NT>(d_next, dpre_next, R, K, r0, 0, tid);
-    fetch_unit_cols<BWD_UNITS, BWD_NT>(w_next, W_h, H, K, j0, 0, tid);
+    fetch_rows<BWD_ROWS, BWD_NT, BWD_TK>(d_next, dpre_next, R, K, r0, 0, tid);
+    fetch_unit_cols<BWD_UNITS, BWD_NT, BWD_TK>(w_next, W_h, H, K, j0, 0, tid);
   }
-  for (int k0 = 0; k0 < K; k0 += TK) {
-    stash_rows<BWD_ROWS, BWD_NT>(d_s, d_next, tid);
+  for (int k0 = 0; k0 < K; k0 += BWD_TK) {
+    stash_rows<BWD_ROWS, BWD_NT, BWD_TK>(d_s, d_next, tid);
 #pragma unroll
-    for (int i = 0; i < BWD_UNITS * TK / BWD_NT; ++i) {
+    for (int i = 0; i < BWD_UNITS * BWD_TK / BWD_NT; ++i) {
       int e = tid + i * BWD_NT;
       w_s[e / BWD_UNITS][e % BWD_UNITS] = w_next[i];
     }
     __syncthreads();
-    fetch_rows<BWD_ROWS, BWD_NT>(d_next, dpre_next, R, K, r0, k0 + TK, tid);  // overlaps the products
-    fetch_unit_cols<BWD_UNITS, BWD_NT>(w_next, W_h, H, K, j0, k0 + TK, tid);
+    fetch_rows<BWD_ROWS, BWD_NT, BWD_TK>(d_next, dpre_next, R, K, r0, k0 + BWD_TK, tid);  // overlaps the products
+    fetch_unit_cols<BWD_UNITS, BWD_NT, BWD_TK>(w_next, W_h, H, K, j0, k0 + BWD_TK, tid);
 #pragma unroll
-    for (int k = 0; k < TK; ++k) {
+    for (int k = 0; k < BWD_TK; ++k) {
       float w[BWD_UPT];
 #pragma unroll
       for (int u = 0; u < BWD_UPT; ++u) w[u] = w_s[k][u * TJ + tx];

@@ -32,7 +32,7 @@ N_NOTES = 78
 N_FEATURES = 80
 # lstm.cu's default tiles (a test checks them against its #defines; bench/lstm_tiles.py times
 # others, compiled with -D options). Blocks are (32, *_TY) threads; a thread owns *_RPT rows.
-LSTM_TILES = {"FWD_TY": 4, "FWD_RPT": 8, "BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2}
+LSTM_TILES = {"FWD_TY": 4, "FWD_RPT": 8, "BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2, "BWD_TK": 64}
 # the tensor-core (TF32) step kernels' tiles, forward (F) and backward (B): TC_?W warps of TC_?M x 16
 # rows a block, TC_FU units (x 4 gates) / TC_BU units a block, TC_?K k per shared-memory chunk
 LSTM_TC_TILES = {"TC_FW": 4, "TC_FM": 1, "TC_FU": 16, "TC_FK": 16, "TC_BW": 4, "TC_BM": 1, "TC_BU": 64, "TC_BK": 64}
