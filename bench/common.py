@@ -142,7 +142,10 @@ class ResultFile:
         self.result = result
 
     def save(self):
-        self.path.write_text(json.dumps(self.result, indent=1))
+        """Atomically (a temporary file, then a rename): a run killed mid-write leaves the last one."""
+        tmp = self.path.with_suffix(".json.part")
+        tmp.write_text(json.dumps(self.result, indent=1))
+        os.replace(tmp, self.path)
 
 
 def unmeasured(result, path=()):

@@ -5,14 +5,14 @@
 # one command runs at most 600 s, so the whole GPU work is one call of about 9 minutes: the steps
 # below in order of what matters most, each under its own time limit, and no step started once
 # less than 20 s of BUDGET_S (default 540) is left; a step gets at most what is left.
-#   1 train-10      the headline: batch 10 of the original configuration, ours (fp32, TF32 GEMMs)
-#                   against the peer (eager, graph) and the NumPy reference, in one process
-#   2 pytest-gpu    every GPU exactness test (python -m pytest -m gpu)
-#   3 generate      1280 steps, 1 and 64 pieces: ours, the peer, numba (1 piece)
-#   4 profile       one training batch, kernel by kernel
-#   5 train-32-64   batches 32 and 64, ours against the peer (eager, graph)
-#   6 memcheck, 7 racecheck   compute-sanitizer on the small all-kernel GPU test
-#   8 lstm-tiles    tile variants of kernels/lstm.cu
+#   1 train-10      the headline: batch 10 of the original configuration, the peer (eager, graph),
+#                   then ours (fp32, TF32 GEMMs, all TF32), then the NumPy reference, in one process
+#   2 pytest-gpu    every GPU exactness test (python -m pytest -m gpu), the TF32 ones (2b) apart
+#   3 generate      1280 steps, 1 and 64 pieces: the peer, ours, numba (1 piece)
+#   4 profile       one training batch, kernel by kernel, fp32 and TF32
+#   5 train-32-64   batches 32 and 64, the peer (eager, graph) and ours
+#   6 lstm-tiles    tile variants of kernels/lstm.cu's fp32 and TF32 step kernels
+#   7 memcheck, 8 racecheck   compute-sanitizer on the small all-kernel GPU test (fp32 and TF32)
 #   9 peer-compile  the peer under torch.compile at batch 10 (slow to compile, so last but one)
 #  10 midi          corpus load time
 # Everything lands in $OUT/session.tgz (logs/, results/, steps.txt), packed again after every
@@ -72,15 +72,17 @@ PEER=()
 SMALL="tests/test_cuda_backend.py::test_small_model_runs_every_kernel"
 PYTEST=(python3 -m pytest -q -rA -p no:cacheprovider -m gpu)
 step train-10 150 python3 bench/train.py "${QUICK[@]}" "${PEER[@]}" "${R[@]}" --batches 10 --iters 20 --peer-modes eager,graph
-step pytest-gpu 240 "${PYTEST[@]}" --durations=10 tests
+step pytest-gpu 150 "${PYTEST[@]}" --durations=10 -k "not tf32" tests
+step pytest-gpu-tf32 90 "${PYTEST[@]}" --durations=10 -k tf32 tests  # apart: a fault there costs nothing else
 step generate 150 python3 bench/generate.py "${QUICK[@]}" "${PEER[@]}" "${R[@]}" --numpy-pieces 1
 step profile 60 python3 bench/profile_batch.py "${R[@]}"
 step train-32-64 120 python3 bench/train.py "${QUICK[@]}" "${PEER[@]}" "${R[@]}" --batches 32,64 --iters 10 --parts cuda,peer \
   --peer-modes eager,graph
+step lstm-tiles 60 python3 bench/lstm_tiles.py "${R[@]}"
 for tool in memcheck racecheck; do
-  step "$tool" 100 env BIAXIAL_CU_RAW_ALLOC=1 compute-sanitizer --tool "$tool" --error-exitcode 9 "${PYTEST[@]}" "$SMALL"
+  step "$tool" 100 env BIAXIAL_CU_RAW_ALLOC=1 compute-sanitizer --tool "$tool" --error-exitcode 9 --print-limit 20 \
+    "${PYTEST[@]}" "$SMALL"
 done
-step lstm-tiles 90 python3 bench/lstm_tiles.py "${R[@]}"
 step peer-compile 150 python3 bench/train.py "${QUICK[@]}" "${PEER[@]}" "${R[@]}" --batches 10 --iters 20 --parts peer \
   --peer-modes compile
 step midi 20 python3 bench/midi.py "${R[@]}"

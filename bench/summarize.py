@@ -106,10 +106,13 @@ def headline(result):
 def table(results_dir):
     rows = ["| file | device | commit | headline (medians) |", "| --- | --- | --- | --- |"]
     for path in sorted(Path(results_dir).glob("*.json")):
-        result = json.loads(path.read_text())
-        env = result.get("environment", {})
-        device = env.get("nvidia_smi") or env.get("device", "cpu")
-        rows.append(f"| `{path.name}` | {device} | {str(env.get('commit'))[:7]} | {headline(result)} |")
+        try:
+            result = json.loads(path.read_text())
+            env = result.get("environment", {})
+            device = env.get("nvidia_smi") or env.get("device", "cpu")
+            rows.append(f"| `{path.name}` | {device} | {str(env.get('commit'))[:7]} | {headline(result)} |")
+        except (ValueError, KeyError, TypeError, IndexError) as e:  # one bad file must not hide the others
+            rows.append(f"| `{path.name}` | ? | ? | unreadable: {type(e).__name__}: {e} |")
     return "\n".join(rows)
 
 

@@ -88,9 +88,6 @@ def main():
     result = {"benchmark": "train", "environment": environment(),
               "config": {"sizes": sizes, "seq_len": seq_len, "batches": batches, "parts": parts, "peer_modes": modes}}
     file = ResultFile("train", result, a.results_dir)  # rewritten after each part
-    if "numpy" in parts:
-        result["numpy"] = recorded(ours, "numpy", 2 if a.quick else batches[0], seq_len, 2 if a.quick else 3, sizes)
-        file.save()
     cuda_reason = None if "cuda" in parts else "not asked for (--parts)"
     cuda_reason = cuda_reason or cuda_unavailable_reason()
     peer_reason = None if "peer" in parts else "not asked for (--parts)"
@@ -99,21 +96,27 @@ def main():
     for name in VARIANTS:
         result[name] = {"skipped": cuda_reason} if cuda_reason else {}
     result["peer"] = {"skipped": peer_reason} if peer_reason else {}
-    # per batch size: the peer's modes, then ours (fp32, TF32 GEMMs, all TF32). The peer goes first so that a fault in our (newer) kernels cannot cost its numbers.
+    # The peer first, every batch size: CuPy and torch share the GPU's context, so a fault in our
+    # (newer) kernels would cost every number measured after it. Then ours (fp32, TF32 GEMMs, all
+    # TF32), then the NumPy reference (CPU, a few batches: the slowest part, and known from CPU runs).
     for i, b in enumerate(batches):
         for mode in modes if peer else ():
             if mode != "compile" or i == 0:
                 result["peer"][f"{mode}-{b}"] = peer_result(peer, "train", batch=b, seq_len=seq_len, iters=a.iters,
                                                            mode=mode)
                 file.save()
-        if peer and not cuda_reason:
-            import torch
+    if peer and not cuda_reason:
+        import torch
 
-            torch.cuda.empty_cache()  # ours gets the GPU's memory back
-        for name, precision in VARIANTS.items() if not cuda_reason else ():
+        torch.cuda.empty_cache()  # ours gets the GPU's memory back
+    for b in batches if not cuda_reason else ():
+        for name, precision in VARIANTS.items():
             result[name][b] = recorded(ours_cuda, b, seq_len, a.iters, sizes, result["environment"]["device"],
                                        precision)
             file.save()
+    if "numpy" in parts:
+        result["numpy"] = recorded(ours, "numpy", 2 if a.quick else batches[0], seq_len, 2, sizes)
+        file.save()
     finish("train", result, file=file)
 
 

@@ -83,8 +83,8 @@ def test_gpu_session_script_packs_every_step(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     steps = (out / "steps.txt").read_text().splitlines()
     names = [line.split(":")[0] for line in steps]
-    assert names == ["train-10", "pytest-gpu", "generate", "profile", "train-32-64", "memcheck", "racecheck",
-                     "lstm-tiles", "peer-compile", "midi"]
+    assert names == ["train-10", "pytest-gpu", "pytest-gpu-tf32", "generate", "profile", "train-32-64", "lstm-tiles",
+                     "memcheck", "racecheck", "peer-compile", "midi"]
     for line in steps:  # the CPU machine has no compute-sanitizer: those two may fail to start
         name = line.split(":")[0]
         log = work / "logs" / f"{name}.log"
