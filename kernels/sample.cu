@@ -9,8 +9,7 @@
 // the sampling, with the hidden states in shared memory and __syncthreads between phases: no
 // launch and no host round trip per note. The weights (a few hundred KB) stay in L2 across notes;
 // they are more than L1 holds (the original sizes: 284 KB a step), so each note's dot products
-// wait on L2. The loops are unrolled by 16 so that a warp has 16 weight loads in flight instead
-// of the compiler's default 4 (the adds still run one after another, in the CPU's order).
+// wait on L2: see dot_add for how the loads are kept in flight.
 // Exactness: every dot product adds its terms in the same order as the CPU sweep (input
 // columns in order, then recurrent columns in order), the module is compiled with --fmad=false,
 // and the sampling rule is evaluated in double exactly as on the CPU:
@@ -22,6 +21,24 @@
 
 #define MAX_PITCH_LAYERS 4
 #define MAX_PITCH_H 256
+
+// acc + sum over m < n of w[m * stride] * x[m], added one term at a time in m's order (the CPU
+// sweep's order; the module has no fused multiply-adds). The weights come from L2 (more than L1
+// holds), so they are loaded DOT_CHUNK at a time before any of their adds: a warp has DOT_CHUNK
+// loads in flight, also in the last, partial chunk (a plain unrolled loop leaves its remainder
+// to a one-load-at-a-time loop).
+#define DOT_CHUNK 16
+__device__ __forceinline__ float dot_add(float acc, const float* __restrict__ w, int stride, const float* x, int n) {
+  for (int m0 = 0; m0 < n; m0 += DOT_CHUNK) {
+    float wv[DOT_CHUNK];
+#pragma unroll
+    for (int i = 0; i < DOT_CHUNK; ++i) wv[i] = m0 + i < n ? w[(size_t)(m0 + i) * stride] : 0.0f;
+#pragma unroll
+    for (int i = 0; i < DOT_CHUNK; ++i)
+      if (m0 + i < n) acc += wv[i] * x[m0 + i];
+  }
+  return acc;
+}
 
 __device__ double threshold_d(double p0, double cons) {
   if (p0 == 0.0) return cons > 0.0 ? 0.0 : (cons == 0.0 ? 1.0 : 1.0 / 0.0);
@@ -67,14 +84,9 @@ extern "C" __global__ void pitch_sweep(const float* __restrict__ pitch0_in, cons
         } else {
           acc = biases[b_at[l] + j];
           int n_in = (int)sizes[l - 1];
-          const float* w = wxT + wx_at[l];
-#pragma unroll 16
-          for (int m = 0; m < n_in; ++m) acc += w[(size_t)m * G + j] * hidden[l - 1][m];
+          acc = dot_add(acc, wxT + wx_at[l] + j, G, hidden[l - 1], n_in);
         }
-        const float* w = whT + wh_at[l];
-#pragma unroll 16
-        for (int m = 0; m < H; ++m) acc += w[(size_t)m * G + j] * hidden[l][m];
-        gates[j] = acc;
+        gates[j] = dot_add(acc, whT + wh_at[l] + j, G, hidden[l], H);
       }
       __syncthreads();
       if (j < H) {
@@ -90,12 +102,8 @@ extern "C" __global__ void pitch_sweep(const float* __restrict__ pitch0_in, cons
     }
     if (j == 0) {
       int H = (int)sizes[last];
-      float z0 = out_b[0], z1 = out_b[1];
-#pragma unroll 16
-      for (int m = 0; m < H; ++m) {
-        z0 += out_wT[2 * m] * hidden[last][m];
-        z1 += out_wT[2 * m + 1] * hidden[last][m];
-      }
+      float z0 = dot_add(out_b[0], out_wT, 2, hidden[last], H);
+      float z1 = dot_add(out_b[1], out_wT + 1, 2, hidden[last], H);
       float p0 = sigmoid_f(z0), p1 = sigmoid_f(z1);
       size_t at = ((size_t)k * N_NOTES + n) * 2;
       probabilities[at] = p0;
