@@ -126,7 +126,17 @@ def recorded(fn, *args):
         return fn(*args)
     except Exception as e:
         traceback.print_exc()
-        return {"failed": f"{type(e).__name__}: {e}"[:1000]}
+        return failure(e)
+
+
+def failure(e):
+    """How a result records a part that raised e."""
+    return {"failed": f"{type(e).__name__}: {e}"[:1000]}
+
+
+def skip_reason(part, parts, unavailable_reason):
+    """Why `part` is not run: not in --parts, else unavailable_reason() (None: it runs)."""
+    return "not asked for (--parts)" if part not in parts else unavailable_reason()
 
 
 class ResultFile:

@@ -12,7 +12,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (ResultFile, environment, finish, load_peer, peer_result, peer_unavailable_reason,  # noqa: E402
-                    recorded)
+                    recorded, skip_reason)
 
 from biaxial_cu import Model  # noqa: E402
 from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
@@ -46,15 +46,13 @@ def main():
     result = {"benchmark": "generate", "environment": environment(), "config": {"sizes": sizes, "steps": steps}}
     file = ResultFile("generate", result, a.results_dir)  # rewritten after each part
     # the peer first: a fault in our (newer) kernels cannot cost its numbers
-    reason = None if "peer" in parts else "not asked for (--parts)"
-    reason = reason or peer_unavailable_reason(a.peer)
+    reason = skip_reason("peer", parts, lambda: peer_unavailable_reason(a.peer))
     result["peer"] = {"skipped": reason} if reason else {}
     peer = None if reason else load_peer(a.peer)
     for k in pieces if peer else ():
         result["peer"][k] = peer_result(peer, "generate", steps=steps, pieces=k)
         file.save()
-    reason = None if "cuda" in parts else "not asked for (--parts)"
-    reason = reason or cuda_unavailable_reason()
+    reason = skip_reason("cuda", parts, cuda_unavailable_reason)
     result["cuda"] = {"skipped": reason} if reason else {}
     for k in pieces if not reason else ():
         result["cuda"][k] = recorded(ours, "cuda", k, steps, sizes)

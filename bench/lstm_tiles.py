@@ -4,9 +4,10 @@ against the float64 reference, then timed per launch at the model's step shapes.
     python bench/lstm_tiles.py            # on a GPU machine; writes results/lstm_tiles-*.json
 
 The defaults in lstm.cu (and backends/cuda.py's launch geometry) are the first variant of each
-list; the fp32 kernels and their TF32 tensor-core twins (lstm_step_*_tf32) are swept alike. Times are CUDA-event times of 200 back-to-back launches of one step (t = 1, so the
-recurrent product runs), divided by 200: the GPU's time per step whenever a launch takes longer
-than Python needs to issue it (a few microseconds).
+list; the fp32 kernels and their TF32 tensor-core twins (lstm_step_*_tf32) are swept alike.
+Times are CUDA-event times of 200 back-to-back launches of one step (t = 1, so the recurrent
+product runs), divided by 200: the GPU's time per step whenever a launch takes longer than
+Python needs to issue it (a few microseconds).
 """
 import argparse
 import functools

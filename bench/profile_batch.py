@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, finish, recorded  # noqa: E402
+from common import environment, failure, finish, recorded  # noqa: E402
 
 from biaxial_cu import Model  # noqa: E402
 from biaxial_cu.backends.cuda import TF32_ENV, cuda_unavailable_reason  # noqa: E402
@@ -126,7 +126,7 @@ def profile(batch_size, iters):
     except ImportError as e:
         result["profiler"] = {"skipped": f"torch.profiler is not available ({e})"}
     except Exception as e:  # recorded: the events view below needs no profiler
-        result["profiler"] = {"failed": f"{type(e).__name__}: {e}"[:1000]}
+        result["profiler"] = failure(e)
     records = event_timed(model._impl)  # our kernels alone, timed by events
     for _ in range(iters):
         model.train_step(batch)

@@ -18,10 +18,13 @@ CUDA_VARIANTS = ("cuda", "cuda-tf32-gemms", "cuda-tf32")  # bench/train.py's VAR
 BEGIN, END = "<!-- results: written by bench/summarize.py -->", "<!-- /results -->"
 
 
-def _value(r, key, fmt):
-    if isinstance(r, dict) and key in r:
-        return fmt.format(r[key])
+def _status(r):
+    """"failed" or "skipped": what a result without its number says."""
     return "failed" if isinstance(r, dict) and "failed" in r else "skipped"
+
+
+def _value(r, key, fmt):
+    return fmt.format(r[key]) if isinstance(r, dict) and key in r else _status(r)
 
 
 def _ms(r):
@@ -74,7 +77,7 @@ def headline(result):
     if kind == "midi":
         return f"{result['files']} files in {result['median_ms']:.0f} ms ({result['ms_per_dozen_files']:.0f} ms per dozen)"
     if kind == "lstm_tiles" and not _measured(cuda):
-        return _value(cuda, "", "")
+        return _status(cuda)
     if kind == "lstm_tiles":
         parts = []
         for direction, rows in cuda.items():
@@ -91,7 +94,7 @@ def headline(result):
         for name in ("cuda", "cuda-tf32"):
             part = result.get(name, {})
             if not _measured(part):
-                parts.append(f"{name} {_value(part, '', '')}")
+                parts.append(f"{name} {_status(part)}")
                 continue
             view = part["profiler"] if "kernels" in part.get("profiler", {}) else part["events"]
             t = view["totals"]

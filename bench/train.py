@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (ResultFile, environment, finish, load_peer, peak_fractions, peer_result,  # noqa: E402
-                    peer_unavailable_reason, recorded, time_calls, train_flops)
+                    peer_unavailable_reason, recorded, skip_reason, time_calls, train_flops)
 
 from biaxial_cu import Model  # noqa: E402
 from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
@@ -88,10 +88,8 @@ def main():
     result = {"benchmark": "train", "environment": environment(),
               "config": {"sizes": sizes, "seq_len": seq_len, "batches": batches, "parts": parts, "peer_modes": modes}}
     file = ResultFile("train", result, a.results_dir)  # rewritten after each part
-    cuda_reason = None if "cuda" in parts else "not asked for (--parts)"
-    cuda_reason = cuda_reason or cuda_unavailable_reason()
-    peer_reason = None if "peer" in parts else "not asked for (--parts)"
-    peer_reason = peer_reason or peer_unavailable_reason(a.peer)
+    cuda_reason = skip_reason("cuda", parts, cuda_unavailable_reason)
+    peer_reason = skip_reason("peer", parts, lambda: peer_unavailable_reason(a.peer))
     peer = None if peer_reason else load_peer(a.peer)
     for name in VARIANTS:
         result[name] = {"skipped": cuda_reason} if cuda_reason else {}
