@@ -3,8 +3,8 @@ against the float64 reference, then timed per launch at the model's step shapes.
 
     python bench/lstm_tiles.py            # on a GPU machine; writes results/lstm_tiles-*.json
 
-The defaults in lstm.cu (and backends/cuda.py's launch geometry) are the first variant of each
-list; the fp32 kernels and their TF32 tensor-core twins (lstm_step_*_tf32) are swept alike.
+The variants are backends/cuda/kernels.py's LSTM_*_TILES: the first of each list is the default
+(lstm.cu's #defines); the fp32 kernels and their TF32 tensor-core variants are swept alike.
 Times are CUDA-event times of 200 back-to-back launches of one step (t = 1, so the recurrent
 product runs), divided by 200: the GPU's time per step whenever a launch takes longer than
 Python needs to issue it (a few microseconds).
@@ -20,22 +20,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ResultFile, environment, finish, recorded  # noqa: E402
 
 from biaxial_cu.backends import reference as ref  # noqa: E402
-from biaxial_cu.backends.cuda import (cuda_unavailable_reason, kernel_source, lstm_backward_launch,  # noqa: E402
-                                      lstm_forward_launch, module_options)
+from biaxial_cu.backends.cuda.kernels import (LSTM_BACKWARD_TF32_TILES, LSTM_BACKWARD_TILES,  # noqa: E402
+                                              LSTM_FORWARD_TF32_TILES, LSTM_FORWARD_TILES, cuda_unavailable_reason,
+                                              kernel_source, lstm_backward_launch, lstm_forward_launch,
+                                              module_options)
 
-FORWARD = [{"FWD_TY": 4, "FWD_RPT": 8}, {"FWD_TY": 8, "FWD_RPT": 4}, {"FWD_TY": 4, "FWD_RPT": 4},
-           {"FWD_TY": 8, "FWD_RPT": 8}, {"FWD_TY": 2, "FWD_RPT": 8}]
-BACKWARD = [{"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2, "BWD_TK": 64}, {"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2, "BWD_TK": 16},
-            {"BWD_TY": 4, "BWD_RPT": 8, "BWD_UPT": 2}, {"BWD_TY": 8, "BWD_RPT": 2, "BWD_UPT": 2},
-            {"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 1}, {"BWD_TY": 16, "BWD_RPT": 2, "BWD_UPT": 2}]
-# the TF32 tensor-core kernels (lstm_step_*_tf32): warps per block, 16-row m-tiles per warp, units
-# per block, k per chunk (kernels/lstm.cu); every variant compiles without spills (ptxas -v)
-FORWARD_TF32 = [{"TC_FW": 4, "TC_FM": 1, "TC_FU": 16, "TC_FK": 16}, {"TC_FW": 4, "TC_FM": 2, "TC_FU": 16},
-                {"TC_FW": 8, "TC_FM": 1, "TC_FU": 16}, {"TC_FW": 2, "TC_FM": 1, "TC_FU": 16},
-                {"TC_FW": 4, "TC_FM": 1, "TC_FU": 8, "TC_FK": 32}]
-BACKWARD_TF32 = [{"TC_BW": 4, "TC_BM": 1, "TC_BU": 64, "TC_BK": 64}, {"TC_BW": 4, "TC_BM": 1, "TC_BU": 32, "TC_BK": 64},
-                 {"TC_BW": 4, "TC_BM": 1, "TC_BU": 64, "TC_BK": 32}, {"TC_BW": 8, "TC_BM": 1, "TC_BU": 32, "TC_BK": 32},
-                 {"TC_BW": 2, "TC_BM": 1, "TC_BU": 64, "TC_BK": 64}]
 SHAPES = {"time 10x128": (780, 300), "pitch.0 10x128": (1270, 100), "pitch.1 10x128": (1270, 50),
           "time 64x128": (4992, 300)}
 
@@ -161,8 +150,9 @@ def main():
         result["cuda"] = {"skipped": reason}
     else:
         result["cuda"] = {}
-        sweeps = (("forward", FORWARD, forward_case), ("backward", BACKWARD, backward_case),
-                  ("forward_tf32", FORWARD_TF32, forward_case), ("backward_tf32", BACKWARD_TF32, backward_case))
+        sweeps = (("forward", LSTM_FORWARD_TILES, forward_case), ("backward", LSTM_BACKWARD_TILES, backward_case),
+                  ("forward_tf32", LSTM_FORWARD_TF32_TILES, forward_case),
+                  ("backward_tf32", LSTM_BACKWARD_TF32_TILES, backward_case))
         kernels = compile_all([(f"lstm_step_{d}", tuple(v.items())) for d, variants, _ in sweeps for v in variants])
         for direction, variants, case in sweeps:  # saved after every variant: a time limit keeps the rest
             name, rows = f"lstm_step_{direction}", result["cuda"].setdefault(direction, [])

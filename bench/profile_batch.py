@@ -2,7 +2,7 @@
 
     python bench/profile_batch.py [--batch 10] [--iters 5]       # on a GPU machine
 
-Both precisions: "cuda" (fp32) and "cuda-tf32" (BIAXIAL_CU_TF32=1).
+Both precisions: "cuda" (fp32) and "cuda-tf32" (Model(tf32=True)).
 
 Two views. "profiler": CuPy's kernels, cuBLAS's and our own all run in the process's one CUDA
 context, so PyTorch's profiler (CUPTI underneath) sees every one of them (torch is used for
@@ -13,7 +13,6 @@ launching ~1,000 kernels a batch) or the GPU is the limit. (In the events view t
 counts our kernels only.) Without a GPU it writes a result that says so.
 """
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, failure, finish, recorded  # noqa: E402
 
 from biaxial_cu import Model  # noqa: E402
-from biaxial_cu.backends.cuda import TF32_ENV, cuda_unavailable_reason  # noqa: E402
+from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
 from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir  # noqa: E402
 
 
@@ -94,10 +93,10 @@ def event_timed(backend):
     return records
 
 
-def profile(batch_size, iters):
+def profile(batch_size, iters, tf32):
     import cupy
 
-    model = Model(backend="cuda", seed=0)
+    model = Model(backend="cuda", seed=0, tf32=tf32)
     batch = sample_batch(load_pieces(shipped_corpus_dir()), batch_size, 128, np.random.default_rng(0))
     sync = cupy.cuda.Device().synchronize
     for _ in range(3):
@@ -127,7 +126,7 @@ def profile(batch_size, iters):
         result["profiler"] = {"skipped": f"torch.profiler is not available ({e})"}
     except Exception as e:  # recorded: the events view below needs no profiler
         result["profiler"] = failure(e)
-    records = event_timed(model._impl)  # our kernels alone, timed by events
+    records = event_timed(model.engine)  # our kernels alone, timed by events
     for _ in range(iters):
         model.train_step(batch)
     sync()
@@ -145,12 +144,11 @@ def main():
     a = ap.parse_args()
     result = {"benchmark": "profile", "environment": environment()}
     reason = cuda_unavailable_reason()
-    for name, tf32 in (("cuda", "0"), ("cuda-tf32", "1")):  # fp32; BIAXIAL_CU_TF32=1
+    for name, tf32 in (("cuda", False), ("cuda-tf32", True)):
         if reason:
             result[name] = {"skipped": reason}
             continue
-        os.environ[TF32_ENV] = tf32  # read when profile() makes the model
-        result[name] = recorded(profile, a.batch, a.iters)
+        result[name] = recorded(profile, a.batch, a.iters, tf32)
         for source in ("profiler", "events"):
             view = result[name].get(source, {})
             print(f"{name} {source}:", view.get("markdown", view.get("skipped", view.get("failed"))))

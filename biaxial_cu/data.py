@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .common import N_NOTES, SEGMENT_STRIDE, as_generator
 from .errors import MidiError
 from .midi import MidiWarning, read_state_matrix
 
 MIDI_SUFFIXES = (".mid", ".midi")
-SEGMENT_STRIDE = 16  # segment starts are multiples of 16 steps (one bar of 4/4)
-N_NOTES = 78
 TOO_SHORT = "too short"
 
 
@@ -206,7 +205,7 @@ def sample_batch(pieces, batch_size=10, seq_len=128, rng=None):
     _check_mapping(pieces)
     batch_size = _check_positive_int(batch_size, "batch_size")
     seq_len = _check_positive_int(seq_len, "seq_len")
-    rng = _as_generator(rng)
+    rng = as_generator(rng)
     eligible = [pieces[key] for key in sorted(pieces) if _piece_steps(pieces[key], key) >= seq_len]
     if not eligible:
         longest = max((_piece_steps(S, key) for key, S in pieces.items()), default=0)
@@ -234,12 +233,6 @@ def _piece_steps(S, key):
     return shape[0]
 
 
-def _as_generator(rng):
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
 
 
 # ----------------------------------------------------------------------------- split

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends.reference import EPS_LOSS
+from .backends.reference import summed_loss as loss_of_probabilities  # summed loss of P against y
 from .data import load_pieces, shipped_corpus_dir
 from .errors import CheckpointError
+from .model import Model
 from .stats import corpus_stats
 
 WINDOW = 128
@@ -28,13 +29,6 @@ REPEAT_SURE = 1 - 1e-3
 def windows(S, length=WINDOW):
     """Consecutive windows of `length` steps (the last may be shorter, at least 2)."""
     return [S[s:s + length] for s in range(0, len(S) - 1, length) if len(S[s:s + length]) >= 2]
-
-
-def loss_of_probabilities(P, y):
-    """Summed loss (MODEL_SPEC 4) of probabilities P (..., 2) for targets y (..., 2)."""
-    P0, P1, y0, y1 = P[..., 0], P[..., 1], y[..., 0], y[..., 1]
-    return -float(np.sum(np.log(2 * P0 * y0 - P0 - y0 + 1 + EPS_LOSS)
-                         + y0 * np.log(2 * P1 * y1 - P1 - y1 + 1 + EPS_LOSS)))
 
 
 def marginal_probabilities(pieces):
@@ -106,8 +100,6 @@ def build_parser():
 
 
 def main(argv=None):
-    from .model import Model
-
     a = build_parser().parse_args(argv)
     try:
         model = Model.load(a.checkpoint, backend=a.backend)

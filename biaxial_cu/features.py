@@ -18,8 +18,8 @@ there is no Python loop over steps or notes. The parts that do not depend on the
 """
 import numpy as np
 
-N_NOTES = 78
-N_FEATURES = 80
+from .common import N_FEATURES, N_NOTES
+
 VICINITY = 12  # notes on each side of n in the vicinity window
 N_OFFSETS = 2 * VICINITY + 1  # 25 offsets i = -12..12
 

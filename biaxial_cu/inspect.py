@@ -1,6 +1,6 @@
 """python -m biaxial_cu.inspect CHECKPOINT PIECE.mid: what the model computes over one piece.
 
-Runs the NumPy reference forward (no dropout) over the piece and writes to --out:
+Runs the model's forward pass (Model.forward, no dropout) over the piece and writes to --out:
 - activations.npz: `time.k` and `pitch.k` hidden outputs as (T-1, 78, H) (step, note, unit),
   `probabilities` (T-1, 78, 2) and `target` (T-1, 78, 2);
 - one heatmap PNG per layer (mean over units, or --unit U: notes up, steps across; time layers run
@@ -14,16 +14,18 @@ from pathlib import Path
 import numpy as np
 
 from .errors import CheckpointError, MidiError
+from .midi import read_state_matrix
+from .model import Model
+from .viz import _pyplot
 
 
 def activations(model, S):
-    """{name: array} of one piece S (T, 78, 2) through the numpy forward, no dropout."""
-    loss, (caches, _, P, y, _) = model._forward(np.asarray(S)[None], None)
-    out = {}
-    for name, (_, h, _, _) in caches.items():
-        out[name] = h if name.startswith("time") else h.transpose(1, 0, 2)  # (T-1, 78, H)
-    out["probabilities"] = P.transpose(1, 0, 2)  # (T-1, 78, 2)
-    out["target"] = y.transpose(1, 0, 2)
+    """({name: array}, loss) of one piece S (T, 78, 2) through the model's forward, no dropout:
+    every layer's output (T-1, 78, H), `probabilities` and `target` (T-1, 78, 2)."""
+    S = np.asarray(S)
+    loss, acts = model.forward(S[None])
+    out = {name: a[0] for name, a in acts.items()}
+    out["target"] = S[1:].astype(out["probabilities"].dtype)
     return out, loss
 
 
@@ -38,8 +40,6 @@ def _heatmap(plt, image, title, path, cmap="viridis"):
 
 
 def write_pictures(acts, out, unit=None):
-    from .viz import _pyplot
-
     plt = _pyplot()
     if plt is None:
         return []
@@ -65,9 +65,6 @@ def write_pictures(acts, out, unit=None):
 
 
 def main(argv=None):
-    from .midi import read_state_matrix
-    from .model import Model
-
     ap = argparse.ArgumentParser(prog="python -m biaxial_cu.inspect", description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint")
     ap.add_argument("piece")

@@ -36,10 +36,9 @@ import warnings
 import mido
 import numpy as np
 
+from .common import LOWEST_PITCH, N_NOTES
 from .errors import MidiError
 
-N_NOTES = 78  # notes 0..77 = MIDI pitches 24..101
-LOWEST_PITCH = 24
 HIGHEST_PITCH = LOWEST_PITCH + N_NOTES - 1  # 101
 DRUM_CHANNEL = 9  # channel 10 in 1-based numbering
 READ_METERS = (2, 4)  # time-signature numerators that keep a piece going

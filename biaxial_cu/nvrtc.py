@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 KERNELS_DIR = Path(__file__).resolve().parents[1] / "kernels"
-BASE_OPTIONS = ("-std=c++17", "-ftz=true", "--device-as-default-execution-space")
+CUPY_OPTIONS = ("-ftz=true", "--device-as-default-execution-space")  # what cupy.RawModule adds itself
+BASE_OPTIONS = ("-std=c++17",) + CUPY_OPTIONS
 
 
 class NvrtcError(RuntimeError):

@@ -6,7 +6,8 @@ not struck again. Pitches are MIDI numbers (24 + note index).
 """
 import numpy as np
 
-LOWEST_PITCH = 24
+from .common import LOWEST_PITCH, N_NOTES
+
 MAX_DURATION_BIN = 32  # durations of 32 steps and more share the last histogram bin
 
 
@@ -39,7 +40,7 @@ def _counts(S):
 def _summary(c):
     steps, per_note, durations = c["steps"], c["per_note"], c["durations"]
     used = np.flatnonzero(per_note)
-    pc = np.bincount(np.arange(78) % 12, weights=per_note, minlength=12)
+    pc = np.bincount(np.arange(N_NOTES) % 12, weights=per_note, minlength=12)
     hist = np.bincount(np.minimum(np.asarray(durations, dtype=int), MAX_DURATION_BIN),
                        minlength=MAX_DURATION_BIN + 1)[1:]
     return {
@@ -67,6 +68,6 @@ def corpus_stats(pieces):
     parts = [_counts(S) for S in pieces]
     total = {"steps": sum(p["steps"] for p in parts), "sounding": sum(p["sounding"] for p in parts),
              "struck": sum(p["struck"] for p in parts), "silent_steps": sum(p["silent_steps"] for p in parts),
-             "per_note": sum((p["per_note"] for p in parts), np.zeros(78, int)),
+             "per_note": sum((p["per_note"] for p in parts), np.zeros(N_NOTES, int)),
              "durations": [d for p in parts for d in p["durations"]]}
     return {**_summary(total), "pieces": len(parts)}

@@ -17,6 +17,10 @@ import numpy as np
 
 from .data import load_pieces_report, sample_batch, shipped_corpus_dir, split_pieces
 from .errors import CheckpointError
+from .generate import compose, seed_from_pieces
+from .midi import write_state_matrix
+from .model import Model
+from .viz import piano_roll_png, training_curve_png
 
 EXIT_USAGE, EXIT_NAN, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -47,9 +51,9 @@ def build_parser():
     ap.add_argument("--dropout", type=float, default=None, help="0.5")
     ap.add_argument("--cell-activation", choices=["identity", "tanh"], default=None)
     ap.add_argument("--backend", choices=["auto", "cuda", "numpy"], default="auto")
-    ap.add_argument("--tf32", action="store_true",
+    ap.add_argument("--tf32", action="store_true", default=None,
                     help="cuda backend: matrix products on TF32 tensor cores (as cuDNN's default), "
-                         "the rest fp32; the same as BIAXIAL_CU_TF32=1")
+                         "the rest fp32; recorded in the checkpoint (a resumed run keeps it)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", metavar="CHECKPOINT")
     ap.add_argument("--validation-fraction", type=float, default=0.1)
@@ -77,12 +81,10 @@ def load_music(folder, min_steps):
 
 
 def make_model(a):
-    from .model import Model
-
     flags = {"t_layer_sizes": a.t_layers, "p_layer_sizes": a.p_layers, "dropout": a.dropout,
              "cell_activation": a.cell_activation}
     if a.resume:
-        model = Model.load(a.resume, backend=a.backend)
+        model = Model.load(a.resume, backend=a.backend, tf32=a.tf32)
         for key, value in flags.items():
             have = model.config[key]
             if value is not None and (list(value) if isinstance(value, tuple) else value) != have:
@@ -91,7 +93,7 @@ def make_model(a):
     defaults = {"t_layer_sizes": (300, 300), "p_layer_sizes": (100, 50), "dropout": 0.5,
                 "cell_activation": "identity"}
     return Model(**{k: defaults[k] if v is None else v for k, v in flags.items()},
-                 backend=a.backend, seed=a.seed)
+                 backend=a.backend, seed=a.seed, tf32=bool(a.tf32))
 
 
 def finite(model, loss):
@@ -99,10 +101,6 @@ def finite(model, loss):
 
 
 def write_sample(model, pieces, out, batch, a):
-    from .generate import compose, seed_from_pieces
-    from .midi import write_state_matrix
-    from .viz import piano_roll_png
-
     rng = np.random.default_rng([a.seed, 1, batch])
     piece = compose(model, seed_from_pieces(pieces, rng, seq_len=a.seq_len), a.sample_steps, rng=rng)
     write_state_matrix(piece, out / f"sample_{batch:06d}.mid")
@@ -166,8 +164,6 @@ def train(a):
                     log.write(json.dumps(row) + "\n")
                     log.flush()
                     losses = []
-                    from .viz import training_curve_png
-
                     training_curve_png(out / "log.jsonl", out / "curve.png")
                 every = a.early_sample_every if batch <= a.early_until else a.sample_every
                 if batch % every == 0 or batch == a.batches:
@@ -186,11 +182,10 @@ def train(a):
 
 
 def main(argv=None):
-    a = build_parser().parse_args(argv)
-    if a.tf32:
-        from .backends.cuda import TF32_ENV
-
-        os.environ[TF32_ENV] = "1"  # read by the cuda backend when the model is made
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    if a.tf32 and a.backend == "numpy":
+        parser.error("--tf32 is a mode of the cuda backend; the numpy backend computes in full precision")
     try:
         return train(a)
     except (TrainError, CheckpointError, RuntimeError) as e:

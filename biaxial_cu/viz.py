@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .common import LOWEST_PITCH, N_NOTES
+
 PIXELS_PER_STEP = 4
 MAX_WIDTH = 4000
 NOTE_PIXELS = 4
 MARGIN = 60
-LOWEST_PITCH = 24
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/default-GM.sf2",
               "/usr/share/soundfonts/FluidR3_GM.sf2", "/usr/share/soundfonts/default.sf2")
 _said = set()
@@ -44,7 +45,7 @@ def _pyplot():
 
 def piano_roll_size(T):
     """(width, height) in pixels of piano_roll_png for a piece of T steps."""
-    return min(MAX_WIDTH, PIXELS_PER_STEP * T) + 2 * MARGIN, 78 * NOTE_PIXELS + 2 * MARGIN
+    return min(MAX_WIDTH, PIXELS_PER_STEP * T) + 2 * MARGIN, N_NOTES * NOTE_PIXELS + 2 * MARGIN
 
 
 def piano_roll_png(S, path, title=None):
@@ -59,7 +60,7 @@ def piano_roll_png(S, path, title=None):
     ax = fig.add_axes([MARGIN / width, MARGIN / height, 1 - 2 * MARGIN / width, 1 - 2 * MARGIN / height])
     image = S[:, :, 0].astype(float) * 0.45 + S[:, :, 1] * 0.55  # (T, 78)
     ax.imshow(image.T, origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=1,
-              interpolation="nearest", extent=(0, T, LOWEST_PITCH - 0.5, LOWEST_PITCH + 77.5))
+              interpolation="nearest", extent=(0, T, LOWEST_PITCH - 0.5, LOWEST_PITCH + N_NOTES - 0.5))
     ax.set_xlabel("step (sixteenth notes)")
     ax.set_ylabel("MIDI pitch")
     if title:

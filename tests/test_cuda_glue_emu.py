@@ -1,4 +1,4 @@
-"""The cuda backend's orchestration (backends/cuda.py) run end to end without a GPU.
+"""The cuda backend's orchestration (backends/cuda/) run end to end without a GPU.
 
 CudaBackend is built on NumPy arrays with every kernel launch routed to the CPU harness, so the
 very code that drives the GPU (layouts, step loops, GEMMs, buffer swaps, flat optimiser
@@ -6,6 +6,7 @@ buffers) is checked against the NumPy reference in CI. Tolerances: float32 throu
 steps of tiny layers; rounding differences of dot-product order stay below 1e-5 relative.
 """
 import sys
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,10 @@ import pytest
 
 from biaxial_cu import Model
 from biaxial_cu.backends import reference as ref
-from biaxial_cu.backends.cuda import CudaBackend
+from biaxial_cu.backends.cuda import CudaBackend, DeviceGenerator
+from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir
+from biaxial_cu.generate import compose
+from biaxial_cu.params import flat_size, mask_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cuda_emu"))
@@ -30,9 +34,8 @@ def emu_kernel(module, name):
 
 
 def emulated_backend(model, kernel_fn=emu_kernel, tf32=False):
-    params = {k: v.copy() for k, v in model.params.items()}
-    opt = {k: v.copy() for k, v in model._opt.items()}
-    return CudaBackend(params, opt, model.config, xp=np, kernel_fn=kernel_fn, tf32=tf32)
+    """A CudaBackend on NumPy arrays with the harness's kernels, holding a copy of model's state."""
+    return CudaBackend({**model.config, "tf32": tf32}, model.params, model.opt, xp=np, kernel_fn=kernel_fn)
 
 
 def small_batch(seed, B=2, T=4):
@@ -42,12 +45,12 @@ def small_batch(seed, B=2, T=4):
     return S
 
 
-@pytest.mark.parametrize("act", ["tanh"])  # both activations: per kernel in test_kernels_*.py
+@pytest.mark.parametrize("act", ["tanh"])  # both activations: per kernel in test_kernels_lstm.py
 def test_loss_gradients_and_adadelta_match_reference(act):
     model = Model((6, 5), (4, 3), dropout=0.5, cell_activation=act, backend="numpy", seed=2)
     dev = emulated_backend(model)
     S = small_batch(0)
-    assert float(dev.forward(S)[0]) == pytest.approx(model.loss(S), rel=1e-5)
+    assert dev.loss(S) == pytest.approx(model.loss(S), rel=1e-5)
     masks = model.dropout_masks(2, 4)
     loss, grads = dev.gradients(S, masks)
     want_loss, want = model.gradients(S, masks)
@@ -59,15 +62,15 @@ def test_loss_gradients_and_adadelta_match_reference(act):
     model.train_step(S, masks)
     for name in model.params:
         np.testing.assert_allclose(dev.params[name], model.params[name], rtol=1e-5, atol=1e-6, err_msg=name)
-        np.testing.assert_allclose(dev.opt[f"Ex/{name}"], model._opt[f"Ex/{name}"], rtol=1e-4, atol=1e-12)
+        np.testing.assert_allclose(dev.opt[f"Ex/{name}"], model.opt[f"Ex/{name}"], rtol=1e-4, atol=1e-12)
 
 
 def test_tf32_backend_runs_the_tensor_core_step_kernels():
-    """tf32=True (BIAXIAL_CU_TF32=1): every recurrent step goes through the *_tf32 kernels, and
+    """config tf32=True: every recurrent step goes through the *_tf32 kernels, and
     loss and gradients stay within TF32's rounding of the fp32 reference (operands keep 11 of
     24 significant bits: ~5e-4 relative per product, less after summing; the GEMMs stay fp32
     here, on NumPy; measured: loss 2e-6 relative, gradients at most 2e-4 of each tensor's largest
-    entry). The kernels' exactness is tested per step in test_kernels_*.py."""
+    entry). The kernels' exactness is tested per step in test_kernels_lstm.py."""
     model = Model((6, 5), (4, 3), dropout=0.5, cell_activation="tanh", backend="numpy", seed=2)
     launched = []
 
@@ -89,25 +92,26 @@ def test_tf32_backend_runs_the_tensor_core_step_kernels():
 
 
 def test_device_masks_are_seeded_and_shaped():
+    """One seed drawn from the generator makes every mask of the batch (kernels/dropout.cu)."""
     model = Model((6, 5), (4, 3), dropout=0.5, backend="numpy", seed=2)
     dev = emulated_backend(model)
-    a, b = dev.dropout_masks(2, 4, 0.5, 123), dev.dropout_masks(2, 4, 0.5, 123)
+    a, b = dev.dropout_masks(2, 4, 0.5, np.random.default_rng(7)), dev.dropout_masks(2, 4, 0.5, np.random.default_rng(7))
     assert {k: v.shape for k, v in a.items()} == {"time.0": (156, 6), "time.1": (156, 5),
                                                   "pitch.0": (6, 4), "pitch.1": (6, 3)}
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
         assert set(np.unique(a[k])) <= {0.0, 2.0}
     flat = np.concatenate([a[k].ravel() for k in ("time.0", "time.1", "pitch.0", "pitch.1")])
-    np.testing.assert_array_equal(flat, ref.dropout_mask_hash(123, flat.size, 0.5))  # bit for bit
-    c = dev.dropout_masks(2, 4, 0.5, 124)
+    seed = int(np.random.default_rng(7).integers(2**63))
+    np.testing.assert_array_equal(flat, ref.dropout_mask_hash(seed, flat.size, 0.5))  # bit for bit
+    c = dev.dropout_masks(2, 4, 0.5, np.random.default_rng(8))
     assert any((a[k] != c[k]).any() for k in a)  # another seed, other masks
 
 
 def test_device_generator_matches_cpu_compose():
-    """The device generation loop (DeviceGenerator) on the harness: same piece as compose."""
-    from biaxial_cu.backends.cuda import DeviceGenerator
-    from biaxial_cu.generate import compose, host_weights
-
+    """The device generation loop (DeviceGenerator) on the harness: the same pieces and
+    conservativity as the CPU path; probabilities to float32 rounding (its time-stack GEMMs run
+    over all K pieces' rows at once, the CPU path's over 78 rows, in another order)."""
     model = Model((6, 5), (4, 3), cell_activation="tanh", backend="numpy", seed=4)
     for p in model.params.values():
         p *= 3  # lively enough that notes play and stop: about 58% of choices play
@@ -117,11 +121,14 @@ def test_device_generator_matches_cpu_compose():
     seeds = (rng.random((2, 78, 2)) < 0.2).astype(np.uint8)
     seeds[..., 1] *= seeds[..., 0]
     uniforms = rng.random((2, 3, 78, 2))
-    got = DeviceGenerator(dev, host_weights(model)).compose(seeds, 3, 1.0, True, uniforms)
-    want = compose(model, seeds, 3, uniforms=uniforms)
-    assert got.shape == want.shape == (2, 4, 78, 2) and got.dtype == np.uint8
-    np.testing.assert_array_equal(got, want)
-    assert 0 < want[:, 1:, :, 0].sum() < want[:, 1:, :, 0].size
+    got = DeviceGenerator(dev).compose(seeds, 3, 1.0, True, uniforms)
+    want = model.engine.compose(seeds, 3, 1.0, True, uniforms)
+    assert got.states.shape == want.states.shape == (2, 4, 78, 2) and got.states.dtype == np.uint8
+    np.testing.assert_array_equal(got.states, want.states)
+    np.testing.assert_allclose(got.probabilities, want.probabilities, rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(got.conservativity, want.conservativity)
+    np.testing.assert_array_equal(want.states, compose(model, seeds, 3, uniforms=uniforms))
+    assert 0 < want.states[:, 1:, :, 0].sum() < want.states[:, 1:, :, 0].size
 
 
 def test_kernel_path_gradients_against_finite_differences():
@@ -139,9 +146,9 @@ def test_kernel_path_gradients_against_finite_differences():
         for idx in [tuple(rng.integers(0, s) for s in p.shape) for _ in range(4)]:
             old = p[idx]
             p[idx] = old + step
-            up = model._forward(S, masks)[0]
+            up = model.engine.forward(S, masks)[0]
             p[idx] = old - step
-            down = model._forward(S, masks)[0]
+            down = model.engine.forward(S, masks)[0]
             p[idx] = old
             numeric = (up - down) / (2 * step)
             got = float(grads[name][idx])
@@ -149,38 +156,36 @@ def test_kernel_path_gradients_against_finite_differences():
 
 
 def test_train_step_draws_hash_masks_and_matches_reference():
-    """CudaBackend.train_step (what Model.train_step uses): masks from the seed through
+    """What Model.train_step does on the cuda backend: masks from a seed through
     kernels/dropout.cu, gradients, Adadelta; against the reference given the same masks."""
     model = Model((6, 5), (4, 3), dropout=0.5, cell_activation="tanh", backend="numpy", seed=4)
     dev = emulated_backend(model)
     S = small_batch(1, B=2, T=4)
-    flat = ref.dropout_mask_hash(77, sum(r * h for r, h in dev.mask_shapes(2, 4).values()), 0.5)
-    masks = dev._views(flat, dev.mask_shapes(2, 4))
-    loss = dev.train_step(S, 0.5, 77)
-    assert float(loss) == pytest.approx(model.train_step(S, masks), rel=1e-5)
+    shapes = mask_shapes(model.config, 2, 4)
+    flat = ref.dropout_mask_hash(int(np.random.default_rng(77).integers(2**63)), flat_size(shapes), 0.5)
+    loss = dev.train_step(S, dev.dropout_masks(2, 4, 0.5, np.random.default_rng(77)))
+    want_masks = {k: v.copy() for k, v in dev.dropout_masks(2, 4, 0.5, np.random.default_rng(77)).items()}
+    np.testing.assert_array_equal(np.concatenate([m.ravel() for m in want_masks.values()]), flat)
+    assert loss == pytest.approx(model.train_step(S, want_masks), rel=1e-5)
     for name in model.params:
         np.testing.assert_allclose(dev.params[name], model.params[name], rtol=1e-5, atol=1e-6, err_msg=name)
-    loss = dev.train_step(S, 0.5, None)  # no seed: no dropout
-    assert float(loss) == pytest.approx(model.train_step(S, {}), rel=1e-5)
+    loss = dev.train_step(S, None)  # no masks: no dropout
+    assert loss == pytest.approx(model.train_step(S, {}), rel=1e-5)
 
 
 def test_original_configuration_step_fits_2_5_gb():
-    """Issue 7's memory bound, for the orchestration: CudaBackend.train_step of the original
+    """The original configuration's memory bound, for the orchestration: CudaBackend.train_step of the original
     configuration on NumPy arrays, kernels as no-ops (they only write into buffers the host
     allocated), peak allocation under tracemalloc. Measured 2.18 GB; CuPy's pool adds
     fragmentation on top of the raw peak (the GPU test checks the pool against 2.5 GB), so the
     raw peak must stay at 2.3 GB or less. Keeping every layer's cache until the end of the
     backward pass (as before caches were popped) measured 2.36 GB and fails here."""
-    import tracemalloc
-
-    from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir
-
     dev = emulated_backend(Model(backend="numpy", seed=0), kernel_fn=lambda module, name: lambda *launch: None)
     batch = sample_batch(load_pieces(shipped_corpus_dir()), 10, 128, np.random.default_rng(0))
     tracemalloc.start()
     try:
         start = tracemalloc.get_traced_memory()[0]
-        dev.train_step(batch, 0.5, 1)
+        dev.train_step(batch, dev.dropout_masks(10, 128, 0.5, np.random.default_rng(1)))
         peak = tracemalloc.get_traced_memory()[1] - start
     finally:
         tracemalloc.stop()

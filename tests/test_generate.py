@@ -5,12 +5,12 @@ here from the spec (full W @ [x, h] products, one note at a time, no numba) must
 choices as compose for the same uniforms. The rest pins the contract: determinism, batches
 equal single runs, the adaptive conservativity rule, extreme models, validation.
 """
-import math
 
 import numpy as np
 import pytest
 
 from biaxial_cu import Model
+from biaxial_cu.backends.numpy_backend import ComposeTrace
 from biaxial_cu.features import note_inputs_at
 from biaxial_cu.generate import (
     compose,
@@ -292,54 +292,48 @@ def test_silent_model_is_silent_and_never_articulates():
     assert piece[1:].sum() == 0
 
 
-# ----------------------------------------------------------------------------- other backends
+# ----------------------------------------------------------------------------- backends
 
 
-class HostArray:
-    """Looks like a cupy array to compose: .get() returns the numpy array."""
+class RecordingEngine:
+    """A backend that records what compose hands it and answers with the seeds held."""
 
-    def __init__(self, array):
-        self.array = array
-
-    def get(self):
-        return self.array.copy()
-
-
-class DeviceLikeModel:
-    def __init__(self, model, with_device_method):
-        self.backend = "cuda"
-        self.config = model.config
-        self.params = {name: HostArray(value) for name, value in model.params.items()}
+    def __init__(self):
         self.calls = []
-        if with_device_method:
-            self._compose_device = self._record
 
-    def _record(self, seeds, steps, *, conservativity, adaptive, uniforms):
+    def compose(self, seeds, steps, conservativity, adaptive, uniforms):
         self.calls.append((seeds, steps, conservativity, adaptive, uniforms))
-        pieces = np.zeros((seeds.shape[0], steps + 1, N, 2), dtype=np.uint8)
-        pieces[:, 0] = seeds
-        return pieces
+        states = np.repeat(seeds[:, None], steps + 1, axis=1)  # (K, steps + 1, 78, 2)
+        return ComposeTrace(states=states, probabilities=np.zeros((len(seeds), steps, N, 2), np.float32),
+                            conservativity=np.full((len(seeds), steps + 1), conservativity))
 
 
-def test_non_numpy_backend_without_device_method_runs_on_host_copies():
-    model = small_model(seed=12)
-    device_like = DeviceLikeModel(model, with_device_method=False)
-    seed_state = random_seed_state(np.random.default_rng(6))
-    np.testing.assert_array_equal(compose(device_like, seed_state, 8, rng=3),
-                                  compose(model, seed_state, 8, rng=3))
-
-
-def test_device_method_gets_validated_inputs():
+def test_the_backend_gets_validated_inputs():
+    """compose checks the arguments and draws the uniforms itself (the same random stream for
+    every backend), then hands them to the model's backend."""
     model = small_model(seed=13)
-    device_like = DeviceLikeModel(model, with_device_method=True)
+    model.engine = RecordingEngine()
     seed_state = random_seed_state(np.random.default_rng(7))
-    piece = compose(device_like, seed_state, 4, conservativity=2, adaptive=False, rng=3)
+    piece = compose(model, seed_state, 4, conservativity=2, adaptive=False, rng=3)
     assert piece.shape == (5, N, 2)
-    (seeds, steps, cons, adaptive, uniforms), = device_like.calls
+    (seeds, steps, cons, adaptive, uniforms), = model.engine.calls
     assert seeds.shape == (1, N, 2) and seeds.dtype == np.uint8
     assert steps == 4 and cons == 2.0 and isinstance(cons, float) and adaptive is False
     assert uniforms.shape == (1, 4, N, 2) and uniforms.dtype == np.float64
     np.testing.assert_array_equal(uniforms[0], np.random.default_rng(3).random((4, N, 2)))
+
+
+def test_a_backend_answer_of_the_wrong_shape_is_an_error():
+    model = small_model(seed=13)
+    model.engine = RecordingEngine()
+    model.engine.compose = lambda seeds, steps, *rest: ComposeTrace(np.zeros((1, steps, N, 2), np.uint8), None, None)
+    with pytest.raises(RuntimeError, match="expected"):
+        compose(model, silent_seed(), 3, rng=0)
+
+
+def test_compose_needs_a_model():
+    with pytest.raises(TypeError, match="Model"):
+        compose(object(), silent_seed(), 3, rng=0)
 
 
 # ----------------------------------------------------------------------------- validation

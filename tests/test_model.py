@@ -8,6 +8,7 @@ import pytest
 
 from biaxial_cu import CheckpointError, Model
 from biaxial_cu.backends import reference as ref
+from biaxial_cu.params import segment_offsets
 from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir
 
 TINY = dict(t_layer_sizes=(5, 4), p_layer_sizes=(3, 2), backend="numpy")
@@ -79,23 +80,24 @@ def test_clipping_and_adadelta_by_hand():
     g[0, :2] = 3, 4
     g[1, :2] = 6, 8
     g[3, :2] = 0.3, 0.4
-    np.testing.assert_allclose(ref.clip_segments(g, 4)[:, :2], [[3, 4], [3, 4], [0, 0], [0.3, 0.4]],
-                               rtol=1e-15)
-    w, Eg, Ex = np.zeros_like(g), np.zeros_like(g), np.zeros_like(g)
-    ref.adadelta_update(w, g, Eg, Ex, 4)
+    offsets = np.arange(5) * 81  # the four gate blocks as segments of the flat buffer
+    sq = ref.segment_sq_norms(g.ravel(), offsets)
+    np.testing.assert_allclose(sq, [25, 100, 0, 0.25], rtol=1e-15)
+    w, Eg, Ex = np.zeros_like(g), np.zeros_like(g), np.zeros_like(g)  # (4, 81): .ravel() are views
+    ref.adadelta_update(w.ravel(), g.ravel(), Eg.ravel(), Ex.ravel(), offsets, sq)
     np.testing.assert_allclose(w[0, :2], [-0.004472130985967911, -0.0044721331599172276], rtol=1e-12)
     np.testing.assert_allclose(w[1, :2], [-0.004472130985967911, -0.0044721331599172276], rtol=1e-12)
     np.testing.assert_allclose(w[3, :2], [-0.004471639133806578, -0.004471856472703584], rtol=1e-12)
     np.testing.assert_allclose(Ex[0, 0], 9.99997777782716e-07, rtol=1e-12)
-    ref.adadelta_update(w, g, Eg, Ex, 4)
+    ref.adadelta_update(w.ravel(), g.ravel(), Eg.ravel(), Ex.ravel(), offsets, sq)
     np.testing.assert_allclose(w[0, :2], [-0.009001234025695241, -0.009001238429514793], rtol=1e-12)
     np.testing.assert_allclose(w[3, :2], [-0.009000237669730633, -0.0090006779379233], rtol=1e-12)
     assert not w[2].any() and not w[:, 2:].any()
-    # through the Model: out.W is one segment (norm over the whole tensor)
+    # the Model's segments: every gate block of an LSTM tensor, out.W and out.b whole
     m = Model((1,), (1,), dropout=0.0, backend="numpy", dtype="float64", seed=0)
-    gW = np.array([[30.0], [40.0]])  # norm 50 -> scaled by 1/10
-    np.testing.assert_allclose(ref.clip_segments(gW, 1), [[3.0], [4.0]])
     assert m.params["time.0.W"].shape == (4, 81)
+    sizes = np.diff(segment_offsets({n: p.shape for n, p in m.params.items()}))
+    assert list(sizes) == [81] * 4 + [1] * 4 + [4] * 4 + [1] * 4 + [2, 2]
 
 
 def test_seeded_reproducibility_and_dtypes():
@@ -172,7 +174,7 @@ def test_checkpoint_round_trip_and_resume_is_exact(tmp_path):
     assert resumed.step == 3 and resumed.config == first.config
     for name in first.params:
         np.testing.assert_array_equal(resumed.params[name], first.params[name])
-        np.testing.assert_array_equal(resumed._opt[f"Eg/{name}"], first._opt[f"Eg/{name}"])
+        np.testing.assert_array_equal(resumed.opt[f"Eg/{name}"], first.opt[f"Eg/{name}"])
     for _ in range(3):
         resumed.train_step(S)
     for name in straight.params:

@@ -1,7 +1,23 @@
-"""The NumPy reference of every kernel: the executable form of MODEL_SPEC sections 3-5.
+"""The NumPy reference of every kernel: the executable form of MODEL_SPEC sections 2-5.
 
-Each function here is the twin of a CUDA kernel of the same name (kernels/*.cu): same
-arguments, same shapes, same layouts. They work in float32 or float64 (gradient checks).
+Each public function under a kernel's name is the twin of that `extern "C"` kernel in
+kernels/*.cu: the same inputs and outputs, shapes and layouts, in float32 or float64 (gradient
+checks). One test file per .cu file (tests/test_kernels_<file>.py) runs kernel against twin on
+the CPU harness. The twins, by kernel file:
+
+  features.cu     note_inputs, note_inputs_at
+  layout.cu       pitch_inputs, pitch_targets, pitch_to_time
+  lstm.cu         lstm_step_forward, lstm_step_backward, lstm_step_forward_tf32,
+                  lstm_step_backward_tf32 (the kernels also multiply h by the dropout mask:
+                  h * mask, written to h_out)
+  output_loss.cu  output_loss_forward (P and the loss; the kernel leaves per-block partial sums
+                  that the host adds), output_loss_backward
+  dropout.cu      dropout_mask_hash
+  adadelta.cu     segment_sq_norms, adadelta_update
+  sample.cu       pitch_sweep: numba, in backends/pitch_sweep.py (a loop of 78 dependent steps)
+
+The rest composes them into layers (lstm_layer_forward / lstm_layer_backward: the host's step
+loops and GEMMs), which backends/numpy_backend.py composes into the model.
 
 Layouts (the CUDA backend uses the same):
 - time stack:  sequence-major (L = T-1 steps, R = B*78 rows, features), row r = b*78 + n.
@@ -13,9 +29,10 @@ Layouts (the CUDA backend uses the same):
 """
 import numpy as np
 
+from .. import features
+from ..common import N_NOTES
+
 EPS_LOSS = 2.0 ** -23
-CELL_ACTIVATIONS = ("identity", "tanh")
-N_NOTES = 78
 
 
 # ----------------------------------------------------------------------------- elementwise
@@ -86,6 +103,20 @@ def lstm_step_backward(dh_above, dpre_next, dc_next, gates, c, c_prev, W_h, act)
     return dpre, dc * f
 
 
+def lstm_step_forward_tf32(xproj_t, h_prev, c_prev, W_h, act):
+    """lstm_step_forward with the recurrent product's operands rounded to TF32, as the tensor-core
+    kernel multiplies them (products exact, sums in float)."""
+    return lstm_step_forward(xproj_t, round_tf32(h_prev).astype(xproj_t.dtype), c_prev,
+                             round_tf32(W_h).astype(xproj_t.dtype), act)
+
+
+def lstm_step_backward_tf32(dh_above, dpre_next, dc_next, gates, c, c_prev, W_h, act):
+    """lstm_step_backward with dpre_next and W_h rounded to TF32 (the recurrent product's operands)."""
+    dtype = dh_above.dtype
+    return lstm_step_backward(dh_above, None if dpre_next is None else round_tf32(dpre_next).astype(dtype),
+                              dc_next, gates, c, c_prev, round_tf32(W_h).astype(dtype), act)
+
+
 # ----------------------------------------------------------------------------- LSTM layer
 
 
@@ -153,44 +184,82 @@ def dropout_mask(rng, rows, H, p, dtype):
     return (keep / (1.0 - p)).astype(dtype)
 
 
-# ----------------------------------------------------------------------------- layouts
+# ----------------------------------------------------------------------------- features (features.cu)
 
 
-def time_inputs(features):
-    """features (B, T-1, 78, 80) -> (T-1, B*78, 80): the time stack's layout."""
-    B, L, N, F = features.shape
-    return np.ascontiguousarray(features.transpose(1, 0, 2, 3)).reshape(L, B * N, F)
+def note_inputs(S, dtype=np.float32):
+    """S (B, T, 78, 2) -> (T-1, B*78, 80): the features (features.note_inputs, step index from 0 at
+    the segment's start) of steps 0..T-2 of every piece, in the time stack's layout."""
+    B, T = S.shape[:2]
+    steps = np.tile(np.arange(T - 1), B)  # (B*(T-1),) step index of each state
+    X = features.note_inputs_at(S[:, :-1].reshape(B * (T - 1), N_NOTES, 2), steps, dtype=dtype)
+    return np.ascontiguousarray(X.reshape(B, T - 1, N_NOTES, -1).transpose(1, 0, 2, 3)).reshape(T - 1, B * N_NOTES, -1)
 
 
-def pitch_inputs(time_out, targets):
+def note_inputs_at(states, t, dtype=np.float32):
+    """states (K, 78, 2), all at step index t -> (K*78, 80): one generation step's features."""
+    return features.note_inputs_at(states, t, dtype=dtype).reshape(-1, features.N_FEATURES)
+
+
+# ----------------------------------------------------------------------------- layouts (layout.cu)
+
+
+def pitch_inputs(time_out, S):
     """The pitch stack's input (teacher forcing).
 
-    time_out (T-1, B*78, Ht): last time layer's (dropped) output; targets (B, T-1, 78, 2).
-    Returns (78, B*(T-1), Ht+2): [time output of the note, target of note n-1 ([0,0] for n=0)].
+    time_out (T-1, B*78, Ht): last time layer's (dropped) output; S (B, T, 78, 2): the batch.
+    Returns (78, B*(T-1), Ht+2): [time output of note n at step t, target S[t+1] of note n-1
+    ([0,0] for n=0)].
     """
     L, R, Ht = time_out.shape
     B = R // N_NOTES
     h = time_out.reshape(L, B, N_NOTES, Ht).transpose(2, 1, 0, 3)  # (78, B, T-1, Ht)
     prev = np.zeros((N_NOTES, B, L, 2), dtype=time_out.dtype)
-    prev[1:] = targets.transpose(2, 0, 1, 3)[:-1]  # (77, B, T-1, 2)
+    prev[1:] = S[:, 1:].transpose(2, 0, 1, 3)[:-1]  # (77, B, T-1, 2)
     return np.concatenate([h, prev], axis=3).reshape(N_NOTES, B * L, Ht + 2)
 
 
-def pitch_to_time(d_pitch_time_part, B):
-    """(78, B*(T-1), Ht) -> (T-1, B*78, Ht): the inverse transpose of pitch_inputs."""
-    N, R, Ht = d_pitch_time_part.shape
+def pitch_targets(S, dtype=np.float32):
+    """S (B, T, 78, 2) -> the targets S[:, 1:] in the pitch stack's layout (78, B*(T-1), 2)."""
+    B, T = S.shape[:2]
+    return np.ascontiguousarray(S[:, 1:].transpose(2, 0, 1, 3), dtype=dtype).reshape(N_NOTES, B * (T - 1), 2)
+
+
+def pitch_to_time(d, B, Ht):
+    """The first Ht columns of d (78, B*(T-1), Hw) in the time layout (T-1, B*78, Ht): the inverse
+    transpose of pitch_inputs' time part."""
+    N, R, _ = d.shape
     L = R // B
-    d = d_pitch_time_part.reshape(N, B, L, Ht).transpose(2, 1, 0, 3)  # (T-1, B, 78, Ht)
+    d = d[:, :, :Ht].reshape(N, B, L, Ht).transpose(2, 1, 0, 3)  # (T-1, B, 78, Ht)
     return np.ascontiguousarray(d).reshape(L, B * N, Ht)
 
 
-def pitch_targets(targets):
-    """targets (B, T-1, 78, 2) -> (78, B*(T-1), 2) in the pitch stack's layout."""
-    B, L, N, _ = targets.shape
-    return np.ascontiguousarray(targets.transpose(2, 0, 1, 3)).reshape(N, B * L, 2)
+def time_to_pieces(x, B):
+    """(T-1, B*78, H) time layout -> (B, T-1, 78, H)."""
+    L, _, H = x.shape
+    return x.reshape(L, B, N_NOTES, H).transpose(1, 0, 2, 3)
 
 
-# ----------------------------------------------------------------------------- output + loss
+def pitch_to_pieces(x, B):
+    """(78, B*(T-1), H) pitch layout -> (B, T-1, 78, H)."""
+    N, R, H = x.shape
+    return x.reshape(N, B, R // B, H).transpose(1, 2, 0, 3)
+
+
+# ----------------------------------------------------------------------------- output + loss (output_loss.cu)
+
+
+def note_likelihoods(P, y):
+    """The two factors of MODEL_SPEC 4's likelihood, each with EPS_LOSS added:
+    P(play matches y0) and P(articulate matches y1). P, y (..., 2) -> two (...) arrays."""
+    P0, P1, y0, y1 = P[..., 0], P[..., 1], y[..., 0], y[..., 1]
+    return 2 * P0 * y0 - P0 - y0 + 1 + EPS_LOSS, 2 * P1 * y1 - P1 - y1 + 1 + EPS_LOSS
+
+
+def summed_loss(P, y):
+    """-sum log likelihood (MODEL_SPEC 4) of probabilities P against targets y, in float64."""
+    l0, l1 = note_likelihoods(P, y)
+    return -float(np.sum(np.log(l0) + y[..., 0] * np.log(l1), dtype=np.float64))
 
 
 def output_loss_forward(h, W, b, y):
@@ -200,37 +269,33 @@ def output_loss_forward(h, W, b, y):
     accumulated in float64.
     """
     P = sigmoid(h @ W.T + b)  # (..., 2)
-    P0, P1, y0, y1 = P[..., 0], P[..., 1], y[..., 0], y[..., 1]
-    ll = np.log(2 * P0 * y0 - P0 - y0 + 1 + EPS_LOSS) \
-        + y0 * np.log(2 * P1 * y1 - P1 - y1 + 1 + EPS_LOSS)
-    return P, -float(np.sum(ll, dtype=np.float64))
+    return P, summed_loss(P, y)
 
 
 def output_loss_backward(P, y):
     """Gradient of the summed loss wrt the output logits: (..., 2)."""
     P0, P1, y0, y1 = P[..., 0], P[..., 1], y[..., 0], y[..., 1]
-    dP0 = -(2 * y0 - 1) / (2 * P0 * y0 - P0 - y0 + 1 + EPS_LOSS)
-    dP1 = -y0 * (2 * y1 - 1) / (2 * P1 * y1 - P1 - y1 + 1 + EPS_LOSS)
+    l0, l1 = note_likelihoods(P, y)
+    dP0 = -(2 * y0 - 1) / l0
+    dP1 = -y0 * (2 * y1 - 1) / l1
     return np.stack([dP0 * P0 * (1 - P0), dP1 * P1 * (1 - P1)], axis=-1).astype(P.dtype)
 
 
-# ----------------------------------------------------------------------------- optimiser
+# ----------------------------------------------------------------------------- optimiser (adadelta.cu)
 
 
-def clip_segments(g, n_segments, max_norm=5.0):
-    """g clipped to L2 norm max_norm per segment (n_segments equal row blocks); zero stays."""
-    seg = g.reshape(n_segments, -1)
-    norm = np.sqrt(np.sum(seg.astype(np.float64) ** 2, axis=1, keepdims=True))  # (S, 1)
+def segment_sq_norms(g, offsets):
+    """g (n,) flat gradients, offsets (n_seg + 1,) -> (n_seg,) float64: each segment's squared
+    L2 norm (segments: params.segment_offsets, one per gate block, MODEL_SPEC 5)."""
+    return np.array([np.sum(g[a:b].astype(np.float64) ** 2) for a, b in zip(offsets[:-1], offsets[1:])])
+
+
+def adadelta_update(w, g, Eg, Ex, offsets, sq, rho=0.95, eps=1e-6, max_norm=5.0):
+    """One Adadelta step (MODEL_SPEC 5) in place on the flat w, Eg, Ex (n,), after clipping each
+    segment of g to L2 norm max_norm (sq: segment_sq_norms; a zero segment stays zero)."""
+    norm = np.sqrt(sq)  # (n_seg,) float64
     scale = np.where(norm > 0, np.minimum(max_norm, norm) / np.where(norm > 0, norm, 1), 1.0)
-    return (seg * scale.astype(g.dtype)).reshape(g.shape)
-
-
-def adadelta_update(w, g, Eg, Ex, n_segments, rho=0.95, eps=1e-6, max_norm=5.0):
-    """One Adadelta step in place on w, Eg, Ex (MODEL_SPEC 5), after per-segment clipping.
-
-    n_segments: 4 for an LSTM W or b (one segment per gate block of H rows), 1 otherwise.
-    """
-    g = clip_segments(g, n_segments, max_norm)
+    g = g * np.repeat(scale.astype(g.dtype), np.diff(offsets))  # clipped (n,)
     Eg *= rho
     Eg += (1 - rho) * g * g
     d = -np.sqrt((Ex + eps) / (Eg + eps)) * g

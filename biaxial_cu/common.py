@@ -1,0 +1,26 @@
+"""The numbers every layer shares (MODEL_SPEC sections 1-3, 6) and the small helpers that go with
+them. kernels/common.cuh holds the same constants for the CUDA side."""
+import numpy as np
+
+N_NOTES = 78  # notes 0..77 = MIDI pitches LOWEST_PITCH..LOWEST_PITCH + 77
+LOWEST_PITCH = 24
+N_FEATURES = 80  # note input features (MODEL_SPEC 2)
+SEGMENT_LEN = 128  # a training segment (MODEL_SPEC 6); generation seeds are step 0 of one
+SEGMENT_STRIDE = 16  # segment starts are multiples of 16 steps (one bar of 4/4)
+CELL_ACTIVATIONS = ("identity", "tanh")  # the candidate g's activation: the original's, or tanh
+
+
+def as_generator(rng):
+    """A numpy Generator from a Generator, an int seed or None (fresh entropy); TypeError else."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, (bool, np.bool_))):
+        return np.random.default_rng(rng)
+    raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}")
+
+
+def to_host(array):
+    """A numpy array of a numpy or device (CuPy: has .get()) array; other objects unchanged."""
+    if hasattr(array, "get") and not isinstance(array, np.ndarray):
+        return array.get()
+    return array
