@@ -8,7 +8,6 @@ The peer file is run unchanged, imported into this process (common.peer_result),
 recorded as its command line would print it.
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -28,29 +27,21 @@ VARIANTS = {"cuda": "fp32", "cuda-tf32-gemms": "tf32-gemms", "cuda-tf32": "tf32"
 
 def ours_cuda(batch, seq_len, iters, sizes, device, precision):
     """ours("cuda", ...) with precision "fp32"; "tf32-gemms": CuPy's cuBLAS GEMMs on TF32 (what
-    CUPY_TF32=1 selects), our step kernels fp32; "tf32": BIAXIAL_CU_TF32=1, every matrix product
+    CUPY_TF32=1 selects), our step kernels fp32; "tf32": Model(tf32=True), every matrix product
     of training on TF32 tensor cores (the peer's cuDNN uses TF32 by default)."""
     import contextlib
 
     import cupy
 
-    from biaxial_cu.backends import cuda
+    from biaxial_cu.backends.cuda.kernels import cublas_tf32
 
-    before = os.environ.pop(cuda.TF32_ENV, None)
-    if precision == "tf32":
-        os.environ[cuda.TF32_ENV] = "1"  # read when the model's backend is made
-    try:
-        with cuda.cublas_tf32(cupy) if precision == "tf32-gemms" else contextlib.nullcontext():
-            return ours("cuda", batch, seq_len, iters, sizes, device)
-    finally:
-        os.environ.pop(cuda.TF32_ENV, None)
-        if before is not None:
-            os.environ[cuda.TF32_ENV] = before
+    with cublas_tf32(cupy) if precision == "tf32-gemms" else contextlib.nullcontext():
+        return ours("cuda", batch, seq_len, iters, sizes, device, tf32=precision == "tf32")
 
 
-def ours(backend, batch, seq_len, iters, sizes, device=None):
+def ours(backend, batch, seq_len, iters, sizes, device=None, tf32=False):
     pieces = load_pieces(shipped_corpus_dir())
-    model = Model(*sizes, backend=backend, seed=0)
+    model = Model(*sizes, backend=backend, seed=0, tf32=tf32)
     data = sample_batch(pieces, batch, seq_len, np.random.default_rng(0))
     sync = None
     if backend == "cuda":

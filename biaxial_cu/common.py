@@ -24,3 +24,13 @@ def to_host(array):
     if hasattr(array, "get") and not isinstance(array, np.ndarray):
         return array.get()
     return array
+
+
+def check_int(value, what, minimum, not_int=TypeError):
+    """value as an int >= minimum; not_int (TypeError, or ValueError where an API promises it)
+    for anything but an int, ValueError below the minimum."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise not_int(f"{what} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{what} must be >= {minimum}, got {value}")
+    return int(value)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import N_NOTES, SEGMENT_STRIDE, as_generator
+from .common import N_NOTES, SEGMENT_STRIDE, as_generator, check_int
 from .errors import MidiError
 from .midi import MidiWarning, read_state_matrix
 
@@ -87,7 +87,7 @@ def load_pieces(folder, *, min_steps=128, include_drums=False, max_steps=100_000
 def load_pieces_report(folder, *, min_steps=128, include_drums=False, max_steps=100_000):
     """Like load_pieces, but returns a LoadReport with the skipped files and the time taken."""
     folder = _check_folder(folder)
-    min_steps = _check_positive_int(min_steps, "min_steps")
+    min_steps = check_int(min_steps, "min_steps", 1)
     started = time.perf_counter()
     report = LoadReport(folder=folder)
     found, walk_errors = find_midi_files(folder)
@@ -179,14 +179,6 @@ def _warn_skipped(path, reason):
     warnings.warn(f"skipped {path}: {reason}", MidiWarning, stacklevel=3)
 
 
-def _check_positive_int(value, what):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{what} must be an int, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{what} must be >= 1, got {value}")
-    return int(value)
-
-
 # ----------------------------------------------------------------------------- batches
 
 
@@ -203,8 +195,8 @@ def sample_batch(pieces, batch_size=10, seq_len=128, rng=None):
     numpy Generator, an int seed, or None (fresh entropy).
     """
     _check_mapping(pieces)
-    batch_size = _check_positive_int(batch_size, "batch_size")
-    seq_len = _check_positive_int(seq_len, "seq_len")
+    batch_size = check_int(batch_size, "batch_size", 1)
+    seq_len = check_int(seq_len, "seq_len", 1)
     rng = as_generator(rng)
     eligible = [pieces[key] for key in sorted(pieces) if _piece_steps(pieces[key], key) >= seq_len]
     if not eligible:

@@ -18,7 +18,7 @@ there is no Python loop over steps or notes. The parts that do not depend on the
 """
 import numpy as np
 
-from .common import N_FEATURES, N_NOTES
+from .common import N_FEATURES, N_NOTES, check_int
 
 VICINITY = 12  # notes on each side of n in the vicinity window
 N_OFFSETS = 2 * VICINITY + 1  # 25 offsets i = -12..12
@@ -45,7 +45,7 @@ def note_inputs(S, start_step=0, *, dtype=np.float32):
     S: (T, 78, 2) of 0/1 values (any integer, bool or float dtype).
     """
     S = _check_states(S, "S")  # (T, 78, 2)
-    start_step = _check_step_int(start_step, "start_step")
+    start_step = check_int(start_step, "start_step", 0, not_int=ValueError)
     steps = start_step + np.arange(S.shape[0], dtype=np.int64)  # (T,)
     return _features(S, steps, dtype)
 
@@ -99,14 +99,6 @@ def _check_states(states, what):
     if states.dtype != np.bool_ and not np.all((states == 0) | (states == 1)):
         raise ValueError(f"{what} must hold only the values 0 and 1")
     return states.astype(np.uint8, copy=False)
-
-
-def _check_step_int(step, what):
-    if isinstance(step, (bool, np.bool_)) or not isinstance(step, (int, np.integer)):
-        raise ValueError(f"{what} must be an int, got {step!r}")
-    if step < 0:
-        raise ValueError(f"{what} must be >= 0, got {step}")
-    return int(step)
 
 
 def _check_steps(steps, n):

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .backends.pitch_sweep import CONSERVATIVITY_PULL_UP, CONSERVATIVITY_STEP_DOWN, MIN_NOTES_PLAYING
-from .common import N_NOTES, SEGMENT_LEN, as_generator
+from .common import N_NOTES, SEGMENT_LEN, as_generator, check_int
 from .data import load_pieces, sample_batch, shipped_corpus_dir
 from .errors import CheckpointError
 from .midi import write_state_matrix
@@ -114,7 +114,7 @@ def _check_arguments(seed_state, steps, conservativity, adaptive, rng, uniforms)
     """compose's arguments checked: (seeds (K, 78, 2) uint8, single, steps, conservativity,
     adaptive, uniforms (K, steps, 78, 2) float64 given or drawn from rng)."""
     seeds, single = _check_seed_state(seed_state)  # (K, 78, 2)
-    steps = _check_steps(steps)
+    steps = check_int(steps, "steps", 0)
     conservativity = _check_conservativity(conservativity)
     adaptive = _check_flag(adaptive, "adaptive")
     if uniforms is None:
@@ -139,14 +139,6 @@ def _check_seed_state(seed_state):
         raise ValueError("seed_state must hold only the values 0 and 1")
     single = seeds.ndim == 2
     return np.ascontiguousarray(seeds.reshape(-1, N_NOTES, 2), dtype=np.uint8), single
-
-
-def _check_steps(steps):
-    if isinstance(steps, (bool, np.bool_)) or not isinstance(steps, (int, np.integer)):
-        raise TypeError(f"steps must be an int, got {steps!r}")
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    return int(steps)
 
 
 def _check_conservativity(conservativity):

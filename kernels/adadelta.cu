@@ -1,5 +1,7 @@
-// adadelta.cu: gradient clipping per segment and the Adadelta update (MODEL_SPEC section 5);
-// twin: reference.clip_segments + reference.adadelta_update, applied tensor by tensor.
+// adadelta.cu: gradient clipping per segment and the Adadelta update (MODEL_SPEC section 5).
+//   segment_sq_norms   squared L2 norm of each clipping segment, in double; twin reference.segment_sq_norms
+//   adadelta_update    clip + Adadelta for every parameter at once;         twin reference.adadelta_update
+// Check: python -m pytest tests/test_kernels_adadelta.py (CPU harness). Time: bench/profile_batch.py (GPU).
 //
 // Design: all parameters live in one flat buffer (and so do their gradients, Eg and Ex), cut
 // into segments: each gate block of an LSTM W or b, and out.W, out.b whole. Two launches per

@@ -1,5 +1,6 @@
-// dropout.cu: every dropout mask of a training batch from one 64-bit seed; twin:
-// reference.dropout_mask_hash.
+// dropout.cu: every dropout mask of a training batch from one 64-bit seed.
+//   dropout_mask_hash   one thread per mask element, a counter-based hash; twin reference.dropout_mask_hash
+// Check: python -m pytest tests/test_kernels_dropout.py (CPU harness, bit for bit).
 //
 // Design: element i of the flat mask buffer (all layers' masks back to back) is kept when
 // u_i >= p, where u_i is the top 24 bits of splitmix64(seed + (i + 1) * golden), as a float in

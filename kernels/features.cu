@@ -1,5 +1,7 @@
-// features.cu: note_inputs on the device (MODEL_SPEC section 2), twin: features.note_inputs
-// followed by reference.time_inputs.
+// features.cu: the 80 note input features on the device (MODEL_SPEC section 2).
+//   note_inputs      a training batch's features in the time stack's layout; twin reference.note_inputs
+//   note_inputs_at   K states at one step index (generation);                 twin reference.note_inputs_at
+// Check: python -m pytest tests/test_kernels_features.py (CPU harness, bit for bit).
 //
 // Design: one thread per (step, piece, note) writes that note's 80 features straight into the
 // time stack's layout (T-1, B*78, 80), so no transpose follows. The 12 pitch-class counts are

@@ -1,5 +1,8 @@
-// layout.cu: moves between the time stack's layout and the pitch stack's, twins:
-// reference.pitch_inputs, reference.pitch_targets, reference.pitch_to_time.
+// layout.cu: moves between the time stack's layout and the pitch stack's.
+//   pitch_inputs    last time layer's output + previous note's target -> pitch layout; twin reference.pitch_inputs
+//   pitch_targets   the targets in the pitch layout;                                  twin reference.pitch_targets
+//   pitch_to_time   gradient back from the pitch layout to the time layout;           twin reference.pitch_to_time
+// Check: python -m pytest tests/test_kernels_layout.py (CPU harness, bit for bit).
 //
 // Time layout: (T-1, B*78, H), row b*78 + n. Pitch layout: (78, B*(T-1), H), row b*(T-1) + t.
 // One thread per output element; these are pure copies (bandwidth-bound, tiny).
@@ -29,23 +32,23 @@ extern "C" __global__ void pitch_inputs(const float* __restrict__ time_out,
 // S (B, L+1, 78, 2) uint8 -> y (78, B*L, 2) float: the targets in the pitch layout.
 extern "C" __global__ void pitch_targets(const unsigned char* __restrict__ S, float* __restrict__ y,
                                          int B, int L) {
-  int idx = blockIdx.x * blockDim.x + threadIdx.x;  // over (n, b, t, k)
-  if (idx >= N_NOTES * B * L * 2) return;
-  int k = idx % 2;
-  int t = (idx / 2) % L;
-  int b = (idx / (2 * L)) % B;
-  int n = idx / (2 * L * B);
+  long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;  // over (n, b, t, k)
+  if (idx >= (long long)N_NOTES * B * L * 2) return;
+  int k = (int)(idx % 2);
+  int t = (int)((idx / 2) % L);
+  int b = (int)((idx / (2LL * L)) % B);
+  int n = (int)(idx / (2LL * L * B));
   y[idx] = (float)S[(((size_t)b * (L + 1) + t + 1) * N_NOTES + n) * 2 + k];
 }
 
 // d (78, B*L, Hw) (the pitch stack's input gradient; its first Ht columns) -> out (L, B*78, Ht).
 extern "C" __global__ void pitch_to_time(const float* __restrict__ d, float* __restrict__ out,
                                          int B, int L, int Ht, int Hw) {
-  int idx = blockIdx.x * blockDim.x + threadIdx.x;  // over (t, b, n, k) of out
-  if (idx >= L * B * N_NOTES * Ht) return;
-  int k = idx % Ht;
-  int n = (idx / Ht) % N_NOTES;
-  int b = (idx / (Ht * N_NOTES)) % B;
-  int t = idx / (Ht * N_NOTES * B);
+  long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;  // over (t, b, n, k) of out
+  if (idx >= (long long)L * B * N_NOTES * Ht) return;
+  int k = (int)(idx % Ht);
+  int n = (int)((idx / Ht) % N_NOTES);
+  int b = (int)((idx / ((long long)Ht * N_NOTES)) % B);
+  int t = (int)(idx / ((long long)Ht * N_NOTES * B));
   out[idx] = d[((size_t)n * B * L + (size_t)b * L + t) * Hw + k];
 }

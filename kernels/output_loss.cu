@@ -1,5 +1,8 @@
-// output_loss.cu: the output layer and the loss (MODEL_SPEC section 4); twin:
-// reference.output_loss_forward.
+// output_loss.cu: the output layer and the loss (MODEL_SPEC section 4).
+//   output_loss_forward    P = sigmoid(h W^T + b) and per-block partial sums of the loss (the host adds
+//                          them); twin reference.output_loss_forward
+//   output_loss_backward   the loss's gradient wrt the two logits; twin reference.output_loss_backward
+// Check: python -m pytest tests/test_kernels_output_loss.py (CPU harness).
 //
 // Design: one thread per (row, note) element m computes both logits (a dot product of length
 // Hp <= a few hundred), P = sigmoid, and its loss term in double; the block sums its terms in

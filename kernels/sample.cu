@@ -1,6 +1,8 @@
-// sample.cu: generation on the device: the pitch stack over 78 notes with sampling, and the
-// features of K states at one step; twins: generate._pitch_sweep (numba) and
-// features.note_inputs_at.
+// sample.cu: generation on the device, the pitch stack over the 78 notes of one step with sampling.
+//   pitch_sweep   one block per piece: every pitch layer, the output layer and the sampling of all
+//                 78 notes, then the adaptive conservativity; twin backends/pitch_sweep.pitch_sweep
+// Check: python -m pytest tests/test_kernels_sample.py (harness, bit for bit against the twin);
+// time: python bench/generate.py (GPU). The step's features come from features.cu (note_inputs_at).
 //
 // Design. Generation is 1280 steps x 78 dependent note decisions: launch latency, not
 // arithmetic, decides its speed. Per time step the host issues a handful of launches (features,
@@ -47,7 +49,7 @@ __device__ double threshold_d(double p0, double cons) {
 
 // pitch0_in (K, 78, 4H0): time part of pitch layer 0's projection + its bias.
 // prev_wT (2, 4H0); sizes (L,); wxT/whT/biases flat with offsets wx_at/wh_at/b_at (L,) as in
-// generate.HostWeights; out_wT (H_last, 2); out_b (2,); uniforms (K, 78, 2) double;
+// params.HostWeights; out_wT (H_last, 2); out_b (2,); uniforms (K, 78, 2) double;
 // cons (K,) double, updated in place when adaptive (MODEL_SPEC 7).
 // -> choices (K, 78, 2) uint8, probabilities (K, 78, 2).
 // Grid K blocks; block >= 4 * max(H) threads (a multiple of 32).
