@@ -50,7 +50,12 @@ def test_loss_gradients_and_adadelta_match_reference(act):
     model = Model((6, 5), (4, 3), dropout=0.5, cell_activation=act, backend="numpy", seed=2)
     dev = emulated_backend(model)
     S = small_batch(0)
-    assert dev.loss(S) == pytest.approx(model.loss(S), rel=1e-5)
+    loss, acts = dev.activations(S)  # the forward pass behind loss, with every layer's output
+    want_loss, want_acts = model.forward(S)
+    assert loss == pytest.approx(want_loss, rel=1e-5)
+    assert acts.keys() == want_acts.keys()
+    for name, want in want_acts.items():
+        np.testing.assert_allclose(acts[name], want, rtol=1e-5, atol=1e-6, err_msg=name)
     masks = model.dropout_masks(2, 4)
     loss, grads = dev.gradients(S, masks)
     want_loss, want = model.gradients(S, masks)

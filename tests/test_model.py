@@ -8,8 +8,9 @@ import pytest
 
 from biaxial_cu import CheckpointError, Model
 from biaxial_cu.backends import reference as ref
-from biaxial_cu.params import segment_offsets
 from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir
+from biaxial_cu.model import TF32_ENV
+from biaxial_cu.params import segment_offsets
 
 TINY = dict(t_layer_sizes=(5, 4), p_layer_sizes=(3, 2), backend="numpy")
 
@@ -180,6 +181,42 @@ def test_checkpoint_round_trip_and_resume_is_exact(tmp_path):
     for name in straight.params:
         np.testing.assert_array_equal(resumed.params[name], straight.params[name])
     assert not list(tmp_path.glob(".ckpt-*"))  # no temporary file left behind
+
+
+def test_forward_gives_every_layer_and_the_loss_of_its_probabilities():
+    """Model.forward (what inspect shows): each layer's outputs by piece, step and note, and
+    probabilities whose summed loss is model.loss; the same masks-free pass as loss."""
+    model = Model(**TINY, seed=1)
+    S = random_batch(4)
+    loss, acts = model.forward(S)
+    assert loss == model.loss(S)
+    assert {k: v.shape for k, v in acts.items()} == {
+        "time.0": (2, 5, 78, 5), "time.1": (2, 5, 78, 4), "pitch.0": (2, 5, 78, 3), "pitch.1": (2, 5, 78, 2),
+        "probabilities": (2, 5, 78, 2)}
+    assert ref.summed_loss(acts["probabilities"], S[:, 1:]) == pytest.approx(loss, rel=1e-6)
+    # piece 1's note 10 at step 3 of the last pitch layer gives P through the output layer
+    P = ref.sigmoid(acts["pitch.1"][1, 3, 10] @ model.params["out.W"].T + model.params["out.b"])
+    np.testing.assert_allclose(acts["probabilities"][1, 3, 10], P, rtol=1e-6)
+    # the time stack sees piece 0 alone: its outputs do not depend on piece 1
+    _, alone = model.forward(S[:1])
+    np.testing.assert_allclose(alone["time.1"][0], acts["time.1"][0], rtol=1e-6, atol=1e-7)
+
+
+def test_tf32_is_recorded_in_the_checkpoint_and_kept_on_load(tmp_path, monkeypatch):
+    monkeypatch.delenv(TF32_ENV, raising=False)
+    model = Model(**TINY, seed=0, tf32=True)
+    assert model.tf32 and model.config["tf32"] is True  # the numpy reference ignores it
+    model.save(tmp_path / "t.npz")
+    assert Model.load(tmp_path / "t.npz", backend="numpy").tf32 is True
+    assert Model.load(tmp_path / "t.npz", backend="numpy", tf32=False).tf32 is False
+    assert Model(**TINY, seed=0).tf32 is False
+    monkeypatch.setenv(TF32_ENV, "1")  # the environment overrides the argument
+    assert Model(**TINY, seed=0).tf32 is True
+    monkeypatch.setenv(TF32_ENV, "0")
+    assert Model.load(tmp_path / "t.npz", backend="numpy").tf32 is False
+    monkeypatch.delenv(TF32_ENV)
+    with pytest.raises(ValueError, match="tf32"):
+        Model(**TINY, tf32="yes")
 
 
 def test_checkpoint_refusals(tmp_path):
