@@ -1,4 +1,5 @@
 """The benchmark scripts run (CPU parts, --quick) and write result files with what they promise."""
+import importlib.util
 import json
 import subprocess
 import sys
@@ -9,10 +10,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def measured(part):
+    """A timing record of common.time_calls: a positive median between the fastest and slowest call."""
+    return part["median_ms"] > 0 and part["min_ms"] <= part["median_ms"] <= part["max_ms"]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("script,args", [("train.py", ["--quick"]), ("generate.py", ["--quick"]),
                                          ("midi.py", ["--iters", "1"]), ("profile_batch.py", ["--iters", "1"]),
                                          ("lstm_tiles.py", [])])
 def test_bench_script_writes_a_result(tmp_path, script, args):
+    """Each part is either measured or skipped with the reason this machine gives: where the cuda
+    backend cannot run (CPU machines, CI) every cuda part is {"skipped": that reason}; without
+    --peer the peer part is {"skipped": "no --peer given"}; the NumPy parts are always measured."""
+    from biaxial_cu.backends.cuda import cuda_unavailable_reason
+
+    cuda_reason = cuda_unavailable_reason()  # decided here, before reading the result
     r = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args, "--results-dir", str(tmp_path)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -20,14 +33,54 @@ def test_bench_script_writes_a_result(tmp_path, script, args):
     result = json.loads(path.read_text())
     env = result["environment"]
     assert env["commit"] and env["numpy"] and "device" in env
-    if script == "profile_batch.py":
-        assert "skipped" in result["cuda"] or result["cuda"]["events"]["kernels"]
-    elif script == "lstm_tiles.py":
-        assert "skipped" in result["cuda"] or result["cuda"]["backward"]
-    elif script != "midi.py":
-        assert result["numpy"]
-        assert "skipped" in result["cuda"] or result["cuda"]  # skipped with a reason, or measured
-        assert "skipped" in result["peer"]
+    if importlib.util.find_spec("cupy") is None:
+        assert env["device"] == "cpu" and env["cupy"] is None
+    cuda_parts = {"train.py": ["cuda", "cuda-tf32-gemms", "cuda-tf32"], "generate.py": ["cuda"],
+                  "profile_batch.py": ["cuda", "cuda-tf32"], "lstm_tiles.py": ["cuda"], "midi.py": []}[script]
+    for name in cuda_parts:
+        if cuda_reason:
+            assert result[name] == {"skipped": cuda_reason}, name
+            assert f"{name}: skipped ({cuda_reason})" in r.stdout  # finish() says so plainly
+        elif script == "profile_batch.py":
+            assert "failed" not in result[name] and result[name]["events"]["kernels"], name
+        elif script == "lstm_tiles.py":
+            for direction in ("forward", "backward", "forward_tf32", "backward_tf32"):
+                rows = result[name][direction]
+                assert rows and not [row for row in rows if "failed" in row], (direction, rows)
+        else:  # one record per batch size (train.py) or piece count (generate.py)
+            parts = result[name]
+            assert parts and not list(failures(parts)), (name, parts)
+            assert all(measured(part) if script == "train.py" else part["total_s"] > 0 for part in parts.values())
+    if script in ("train.py", "generate.py"):
+        assert result["peer"] == {"skipped": "no --peer given"}
+        assert "peer: skipped (no --peer given)" in r.stdout
+    if script == "train.py":
+        numpy = result["numpy"]  # --quick: 2 batches of 16 steps, 2 timed calls
+        assert measured(numpy) and len(numpy["times_ms"]) == 2, numpy
+        assert numpy["batch"] == 2 and numpy["seq_len"] == 16 and numpy["flops"] > 0 and numpy["tflops_per_s"] > 0
+    elif script == "generate.py":
+        numpy = result["numpy"]  # --quick: 1 and 2 pieces, 64 steps (JSON keys are strings)
+        assert sorted(numpy) == ["1", "2"], numpy
+        for k, part in numpy.items():
+            assert part["pieces"] == int(k) and part["steps"] == 64 and part["total_s"] > 0, part
+            assert part["ms_per_step"] == pytest.approx(part["total_s"] * 1e3 / 64)
+    elif script == "midi.py":
+        assert measured(result) and len(result["times_ms"]) == 1  # --iters 1
+        assert result["folder"] == "corpus_midi" and result["files"] >= result["pieces"] >= 30
+        assert result["steps"] >= 128 * result["pieces"]
+    assert not list(failures(result)), list(failures(result))  # every part measured or skipped
+
+
+def failures(result, where=""):
+    """(where, why) of every part of a result recorded as failed."""
+    if isinstance(result, dict):
+        if "failed" in result:
+            yield where, result["failed"]
+        for key, value in result.items():
+            yield from failures(value, f"{where}/{key}")
+    elif isinstance(result, list):
+        for i, item in enumerate(result):
+            yield from failures(item, f"{where}[{i}]")
 
 
 def test_profile_summary_adds_up():
@@ -68,6 +121,7 @@ def test_headline_of_a_gpu_train_result():
     assert headline({"benchmark": "train", "cuda": {"skipped": "no GPU"}, "peer": {"skipped": "no"}}) == ""
 
 
+@pytest.mark.slow
 def test_gpu_session_script_packs_every_step(tmp_path):
     """bench/gpu_session.sh is what a rare, short GPU lease runs in one call: on the CPU (quick
     models, GPU parts skipped) every step must run and session.tgz must bring back the logs and

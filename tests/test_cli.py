@@ -45,6 +45,7 @@ def png_size(path):
     return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
+@pytest.mark.slow
 def test_train_then_generate_end_to_end(music, tmp_path):
     out = tmp_path / "run"
     r = run("biaxial_cu.train", music, "--out", out, "--batches", 4, "--log-every", 2,
@@ -70,6 +71,7 @@ def test_train_then_generate_end_to_end(music, tmp_path):
         assert png_size(tmp_path / "gen" / f"p_{k}.png") == piano_roll_size(21)
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_parameters(music, tmp_path):
     common = [music, "--batches", 6, "--log-every", 3, "--early-sample-every", 3, *TINY]
     assert run("biaxial_cu.train", *common, "--out", tmp_path / "a").returncode == 0
@@ -85,20 +87,33 @@ def test_resume_gives_the_same_parameters(music, tmp_path):
 
 
 def test_ctrl_c_writes_a_checkpoint_and_exits_cleanly(music, tmp_path):
+    """SIGINT once training is under way: a log row (--log-every 1) shows a batch done, so the
+    Ctrl-C handler, set before the first batch, is in place. Waits for that with a deadline."""
     out = tmp_path / "run"
-    p = subprocess.Popen([sys.executable, "-m", "biaxial_cu.train", str(music), "--out", str(out),
-                          "--batches", "100000", "--sample-every", "100000", "--early-sample-every", "100000",
-                          *TINY], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while "backend numpy" not in (line := p.stdout.readline()) and time.time() < deadline:
-        pass
-    time.sleep(2)  # a few batches
-    p.send_signal(signal.SIGINT)
-    _, err = p.communicate(timeout=60)
+    log = out / "log.jsonl"
+    with open(tmp_path / "stdout.txt", "w") as stdout, open(tmp_path / "stderr.txt", "w") as stderr:
+        p = subprocess.Popen([sys.executable, "-m", "biaxial_cu.train", str(music), "--out", str(out),
+                              "--batches", "100000", "--log-every", "1", "--sample-every", "100000",
+                              "--early-sample-every", "100000", *TINY], stdout=stdout, stderr=stderr, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not (log.is_file() and log.read_text().count("\n") >= 1):
+                assert p.poll() is None, f"train exited ({p.returncode}) before a batch was logged"
+                assert time.monotonic() < deadline, "no batch logged within 60 s"
+                time.sleep(0.05)
+            logged = json.loads(log.read_text().splitlines()[0])["batch"]
+            p.send_signal(signal.SIGINT)
+            p.wait(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    err = (tmp_path / "stderr.txt").read_text()
     assert p.returncode == 130, err
     assert "interrupted after batch" in err and "--resume" in err
     model = Model.load(out / "latest.npz", backend="numpy")
-    assert model.step >= 1
+    assert model.step >= logged >= 1
+    assert f"interrupted after batch {model.step}: checkpoint {out / 'latest.npz'}" in err
 
 
 def test_nan_stops_training_and_keeps_the_last_good_checkpoint(music, tmp_path):

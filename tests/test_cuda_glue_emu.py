@@ -45,6 +45,7 @@ def small_batch(seed, B=2, T=4):
     return S
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("act", ["tanh"])  # both activations: per kernel in test_kernels_lstm.py
 def test_loss_gradients_and_adadelta_match_reference(act):
     model = Model((6, 5), (4, 3), dropout=0.5, cell_activation=act, backend="numpy", seed=2)
@@ -70,6 +71,7 @@ def test_loss_gradients_and_adadelta_match_reference(act):
         np.testing.assert_allclose(dev.opt[f"Ex/{name}"], model.opt[f"Ex/{name}"], rtol=1e-4, atol=1e-12)
 
 
+@pytest.mark.slow
 def test_tf32_backend_runs_the_tensor_core_step_kernels():
     """config tf32=True: every recurrent step goes through the *_tf32 kernels, and
     loss and gradients stay within TF32's rounding of the fp32 reference (operands keep 11 of
@@ -136,6 +138,7 @@ def test_device_generator_matches_cpu_compose():
     assert 0 < want.states[:, 1:, :, 0].sum() < want.states[:, 1:, :, 0].size
 
 
+@pytest.mark.slow
 def test_kernel_path_gradients_against_finite_differences():
     """The kernels' gradients (float32, on the harness) against central differences of the
     float64 NumPy loss, on a tiny model with a fixed dropout mask: entries of every tensor.
@@ -160,6 +163,7 @@ def test_kernel_path_gradients_against_finite_differences():
             assert abs(got - numeric) / max(abs(numeric), abs(got), 1e-2) < 2e-3, (name, idx, got, numeric)
 
 
+@pytest.mark.slow
 def test_train_step_draws_hash_masks_and_matches_reference():
     """What Model.train_step does on the cuda backend: masks from a seed through
     kernels/dropout.cu, gradients, Adadelta; against the reference given the same masks."""
@@ -178,6 +182,7 @@ def test_train_step_draws_hash_masks_and_matches_reference():
     assert loss == pytest.approx(model.train_step(S, {}), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_original_configuration_step_fits_2_5_gb():
     """The original configuration's memory bound, for the orchestration: CudaBackend.train_step of the original
     configuration on NumPy arrays, kernels as no-ops (they only write into buffers the host

@@ -10,6 +10,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "biaxial_cu"
 
@@ -80,6 +82,7 @@ def test_the_cycle_finder_finds_a_circle():
     assert cycle({"a": ["b"], "b": [], "c": ["a", "b"]}) is None
 
 
+@pytest.mark.slow
 def test_every_module_imports_alone():
     """Each module in a fresh interpreter of its own (two at a time)."""
     def load(name):

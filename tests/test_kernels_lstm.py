@@ -45,6 +45,7 @@ def test_lstm_step_forward_tf32_matches_twin(R, H, act, use_mask):
     check_lstm_step_forward(R, H, act, use_mask, tf32=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tiles", LSTM_FORWARD_TF32_TILES[1:], ids=str)
 def test_lstm_step_forward_tf32_tile_variants(tiles):
     check_lstm_step_forward(70, 37, "tanh", 1, tiles, tf32=True)
@@ -86,6 +87,7 @@ def test_lstm_step_backward_matches_twin(R, H, act, use_mask):
     check_lstm_step_backward(R, H, act, use_mask)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tiles", LSTM_BACKWARD_TILES[1:], ids=str)
 def test_lstm_step_backward_tile_variants(tiles):
     check_lstm_step_backward(45, 70, "tanh", 1, tiles)
@@ -97,6 +99,7 @@ def test_lstm_step_backward_tf32_matches_twin(R, H, act, use_mask):
     check_lstm_step_backward(R, H, act, use_mask, tf32=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tiles", LSTM_BACKWARD_TF32_TILES[1:], ids=str)
 def test_lstm_step_backward_tf32_tile_variants(tiles):
     check_lstm_step_backward(45, 70, "tanh", 1, tiles, tf32=True)

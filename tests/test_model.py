@@ -250,6 +250,7 @@ def test_checkpoint_refusals(tmp_path):
         assert f"{name}.npz" in str(e.value)
 
 
+@pytest.mark.slow
 def test_training_on_shipped_pieces_lowers_the_loss():
     pieces = load_pieces(shipped_corpus_dir())
     few = {k: pieces[k] for k in sorted(pieces)[:4]}

@@ -71,6 +71,7 @@ def test_gradients_fixed_dropout_mask(act):
     check_model_gradients(model, batch, masks, rng)
 
 
+@pytest.mark.slow
 def test_single_layer_stacks_all_entries():
     """One layer per stack: every entry of every tensor."""
     rng = np.random.default_rng(5)
