@@ -35,7 +35,7 @@ __device__ __forceinline__ void mma_tf32_16x8x8(float (&d)[4], const unsigned (&
 }
 #elif !defined(__CUDA_EMU__)
 // Before sm_80 there are no TF32 tensor cores: the *_tf32 kernels still compile (so does the rest
-// of their module) but trap; the cuda backend refuses BIAXIAL_CU_TF32=1 on such a GPU.
+// of their module) but trap; the cuda backend refuses tf32 on such a GPU.
 __device__ __forceinline__ unsigned to_tf32(float) {
   __trap();
   return 0;

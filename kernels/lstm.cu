@@ -1,5 +1,11 @@
-// lstm.cu: one LSTM step for R independent rows, forward and backward, each fused with the
-// cell; twins: reference.lstm_step_forward / lstm_step_backward (+ the dropout product).
+// lstm.cu: one LSTM step for R independent rows, forward and backward, each fused with the cell.
+//   lstm_step_forward         fp32 register-blocked recurrent product + cell (+ dropout);  twin reference.lstm_step_forward
+//   lstm_step_backward        fp32, dh from the next step's dpre + the cell's backward;    twin reference.lstm_step_backward
+//   lstm_step_forward_tf32    the same on TF32 tensor cores (mma.sync m16n8k8);            twin reference.lstm_step_forward_tf32
+//   lstm_step_backward_tf32   the same on TF32 tensor cores;                               twin reference.lstm_step_backward_tf32
+//   tile variants: backends/cuda/kernels.py LSTM_*_TILES (compiled with -D; the first of each list is the default below)
+// Check: python -m pytest tests/test_kernels_lstm.py tests/test_kernels_resources.py (CPU harness, NVRTC);
+// time: python bench/lstm_tiles.py and bench/profile_batch.py (GPU).
 //
 // Design. The input projections of all steps are one cuBLAS GEMM per layer (xproj = x W_x^T + b,
 // (L, R, 4H)); only the recurrent part goes step by step, one launch per step and direction:
@@ -13,32 +19,38 @@
 // 2H+j, 3H+j of W_h): 32 accumulators. Per k it reads 8 h values (the same for the whole warp,
 // a broadcast, as two 16-byte loads) and 4 W values (32 consecutive units: no bank conflict)
 // for 32 FMAs.
-// Backward: a thread owns BWD_RPT = 4 rows x BWD_UPT = 2 units (j = tile + tx + 32u): 8
-// accumulators over k in 0..4H; per k one 16-byte broadcast and 2 conflict-free reads for 8
-// FMAs. Fewer outputs per thread than forward because there are 4x fewer outputs (R x H, not
-// R x 4H) to spread over the GPU: the time stack's step is 125 blocks of 8 warps.
+// Backward: a thread owns BWD_RPT = 12 rows x BWD_UPT = 1 unit (j = tile + tx + 32u): 12
+// accumulators over k in 0..4H; per k three 16-byte broadcasts and 1 conflict-free read for 12
+// FMAs. A block of 4 warps covers 48 rows x 32 units, smaller than the forward's 32 x 128 (32
+// units x 4 gates) because there are 4x fewer outputs (R x H, not R x 4H) to spread over the
+// GPU: the time stack's step is 170 blocks, so every SM of a 132-SM GPU (H100, H200) has one.
 // Both stage k in chunks (TK = 16 forward, BWD_TK = 64 backward) through shared memory and fetch
 // the next chunk into registers while the current one is multiplied (one pair of barriers per
 // chunk). The sums run over k in order, one fused multiply-add at a time, like the twin's float32
 // dot product up to rounding (the chunk length does not change the order).
-// Registers (NVRTC 13, sm_90, ptxas -v): forward 196, backward 152 (62 with 16-k chunks), no
-// spills. Capping the
-// forward at 128 (4 blocks per SM) spilled (224 bytes, measured before t moved into the
-// kernel), so it is left uncapped: 2 blocks of 4 warps per SM, which holds the time stack's
-// 250 blocks (R 780, H 300) in one wave.
+// Registers (NVRTC 13.5; tests/test_kernels_resources.py reads them from the cubins and checks
+// that no kernel spills): forward 196 at sm_80 and sm_90, backward 244 at sm_80 and 251 at sm_90.
+// Both are left uncapped: 2 blocks of 4 warps fit an SM, which holds a time-stack step's 250
+// forward and 170 backward blocks (R 780, H 300) in one wave on 132 SMs.
 // None of this has been timed on a GPU yet: bench/lstm_tiles.py times the tile shapes against
 // each other, bench/profile_batch.py the kernels against the rest of a batch.
-// The *_tf32 variants at the end (BIAXIAL_CU_TF32=1) do the same steps with the recurrent
+// The *_tf32 variants at the end (Model(tf32=True)) do the same steps with the recurrent
 // product on TF32 tensor cores. The two numbers for a time-stack step (R 780, H 300): 0.56 GFLOP,
 // 8.4 us at the fp32 peak (67 TFLOP/s), ~2 us on TF32 mma.sync; and what the tiles pull through
-// L2 per step (each block reads its rows' operand and its units' W_h rows for the whole k):
-//   forward   fp32 250 blocks 48 MB    tf32 (64 rows x 16 units) 247 blocks 38 MB
-//   backward  fp32 125 blocks 58 MB    tf32 (64 rows x 64 units)  65 blocks 40 MB
-// which at an L2 bandwidth of 6-12 TB/s is 3-10 us. But a block that prefetches one chunk ahead
-// waits about one L2 latency (~0.3 us) per chunk, so a step also costs (chunks) x (latency)
-// unless enough blocks share an SM: the fp32 backward with 16-k chunks (75 of them, one block
-// per SM) would take ~25 us a step that way. Both backward kernels therefore fetch 64 k a chunk
-// (19 chunks); the forward ones, two blocks per SM over 19 chunks of 16, stay at 16.
+// L2 per step (each block reads its rows' operand and its units' W_h rows for the whole k; the
+// blocks at the edges only the rows and units they have):
+//   forward   fp32 (32 rows x 32 units) 250 blocks 45 MB    tf32 (64 rows x 16 units) 247 blocks 37 MB
+//   backward  fp32 (48 rows x 32 units) 170 blocks 62 MB    tf32 (48 rows x 32 units) 170 blocks 62 MB
+// which at an L2 bandwidth of 6-12 TB/s is 3-10 us. Larger backward tiles pull less (64 x 64:
+// 37 MB) but leave SMs idle (65 blocks). No TF32 tile (rows come in 16s) pulls less than 48 x 32
+// and still gives a time-stack step 132 blocks; the fp32 ones that do (58-61 MB) lose the
+// 16-byte broadcasts (rows per thread not a multiple of 4) or spill unless their chunks are
+// shorter than 64 k. A block that prefetches one chunk ahead also waits about one L2
+// latency (~0.3 us) per chunk, so a step costs at least (chunks) x (latency) unless enough blocks
+// share an SM: the fp32 backward with 16-k chunks (75 of them, 1-2 blocks per SM) would take
+// over 20 us a step that way. The backward kernels therefore fetch long chunks: 64 k (19 chunks)
+// fp32, 48 k (25 chunks) TF32, whose 3 warps share out multiples of 24 k evenly (72 and 96
+// spill at sm_80); the forward ones, two blocks per SM over 19 chunks of 16, stay at 16.
 // bench/lstm_tiles.py sweeps these trade-offs; none of it is measured yet.
 
 #include "common.cuh"
@@ -55,13 +67,13 @@
 #define FWD_RPT 8
 #endif
 #ifndef BWD_TY
-#define BWD_TY 8     // backward: blockDim.y; a thread owns BWD_RPT rows x BWD_UPT units
+#define BWD_TY 4     // backward: blockDim.y; a thread owns BWD_RPT rows x BWD_UPT units
 #endif
 #ifndef BWD_RPT
-#define BWD_RPT 4
+#define BWD_RPT 12
 #endif
 #ifndef BWD_UPT
-#define BWD_UPT 2
+#define BWD_UPT 1
 #endif
 #ifndef BWD_TK
 #define BWD_TK 64    // backward: k per chunk (its product runs over 4H; see the note on latency above)
@@ -298,11 +310,11 @@ extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above
 // A block is TC_FW (forward) / TC_BW (backward) warps stacked along rows, each warp TC_FM / TC_BM
 // m-tiles of 16 rows; operands go through shared memory as TF32 bit patterns in chunks of TC_FK /
 // TC_BK k, fetched into registers one chunk ahead (as the fp32 kernels do). The backward chunk is
-// long because a step's L2 round trips are its limit: with one block per SM (the time stack's
-// backward has 65 blocks), each chunk costs about one L2 latency, so the bytes a block has in
-// flight set the bandwidth; the forward's 247 blocks, two per SM, get there with 16. Shared rows
-// are padded to make the fragment loads conflict-free: the 32 lanes of a load read rows
-// g = 0..7 at k = q = 0..3. (row, k) tiles have a pitch p = KC + 4 words, p = 4 mod 8, so the
+// long because a step's L2 round trips are its limit: with one or two blocks per SM (the time
+// stack's backward has 170 blocks of 3 warps), each chunk costs about one L2 latency, so the
+// bytes a block has in flight set the bandwidth; the forward's 247 blocks, two per SM, get there
+// with 16. Shared rows are padded to make the fragment loads conflict-free: the 32 lanes of a
+// load read rows g = 0..7 at k = q = 0..3. (row, k) tiles have a pitch p = KC + 4 words, p = 4 mod 8, so the
 // banks p g + q are distinct; the backward W tile (k, unit) has p = TC_BU + 8 = 8 mod 16 (TC_BU a
 // multiple of 16), so the banks p q + g are.
 // Forward: a block covers TC_FU units x 4 gates, so each thread holds all four gates of its
@@ -321,16 +333,16 @@ extern "C" __global__ void lstm_step_backward(const float* __restrict__ dh_above
 #define TC_FK 16  // forward: k per chunk
 #endif
 #ifndef TC_BW
-#define TC_BW 4   // backward: warps per block
+#define TC_BW 3   // backward: warps per block
 #endif
 #ifndef TC_BM
 #define TC_BM 1   // backward: 16-row m-tiles per warp
 #endif
 #ifndef TC_BU
-#define TC_BU 64  // backward: units per block
+#define TC_BU 32  // backward: units per block
 #endif
 #ifndef TC_BK
-#define TC_BK 64  // backward: k per chunk
+#define TC_BK 48  // backward: k per chunk
 #endif
 #define TC_FNT (32 * TC_FW)           // forward threads per block
 #define TC_FROWS (16 * TC_FM * TC_FW)  // forward rows per block

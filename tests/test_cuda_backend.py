@@ -164,19 +164,45 @@ def test_device_compose_matches_numpy_compose():
             assert near[k, t, n, q], (k, t, n, q, abs(uniforms[k, t, n, q] - thresholds[k, t, n, q]))
 
 
+def test_batch_composition_equals_each_seed_alone():
+    """Piece k of a K-piece composition on the device equals seed k composed alone with its
+    uniforms (API.md), bit for bit. Every per-piece computation of the device generator is
+    row-independent except the time stack's cuBLAS GEMMs over K * 78 rows, whose algorithm
+    cuBLAS may choose by row count: if this fails, the message gives the first step that
+    differs and how far the probabilities had moved before it."""
+    from biaxial_cu.generate import compose_trace
+
+    gpu = Model(backend="cuda", seed=0)
+    rng = np.random.default_rng(21)
+    K, steps = 8, 128
+    seeds = (rng.random((K, 78, 2)) < 0.1).astype(np.uint8)
+    seeds[..., 1] *= seeds[..., 0]
+    uniforms = rng.random((K, steps, 78, 2))
+    batch = compose_trace(gpu, seeds, steps, uniforms=uniforms)
+    assert batch.states[:, 1:, :, 0].any()  # something plays
+    for k in range(K):
+        alone = compose_trace(gpu, seeds[k:k + 1], steps, uniforms=uniforms[k:k + 1])
+        differ = np.flatnonzero((batch.states[k] != alone.states[0]).any(axis=(1, 2)))
+        dP = np.abs(batch.probabilities[k] - alone.probabilities[0]).max(axis=(1, 2))  # (steps,)
+        assert not len(differ), (f"piece {k} differs from step {differ[0]}; max |dP| before it "
+                                 f"{dP[:differ[0]].max(initial=0)}")
+        np.testing.assert_array_equal(batch.probabilities[k], alone.probabilities[0], err_msg=f"piece {k}")
+        np.testing.assert_array_equal(batch.conservativity[k], alone.conservativity[0], err_msg=f"piece {k}")
+
+
 @pytest.mark.parametrize("tf32", [False, True], ids=["fp32", "tf32"])
 def test_small_model_runs_every_kernel(real_batch, tf32, monkeypatch):
     """Every kernel once on small shapes, against the float64 reference: what compute-sanitizer
     runs (bench/gpu_session.sh), fast enough under memcheck. Two layers per stack, dropout,
     one Adadelta step, then a short composition on the device; once in fp32 and once with
-    BIAXIAL_CU_TF32=1 (TF32 step kernels and GEMMs: operands keep 11 significant bits, so the
+    tf32=True (TF32 step kernels and GEMMs: operands keep 11 significant bits, so the
     bounds widen about 100-fold; test_cuda_glue_emu's TF32 test measured 2e-6 on the loss and
     2e-4 on gradients for smaller layers)."""
     from biaxial_cu.generate import compose
 
-    monkeypatch.setenv("BIAXIAL_CU_TF32", "1" if tf32 else "0")
+    monkeypatch.delenv("BIAXIAL_CU_TF32", raising=False)
     kw = dict(t_layer_sizes=(40, 24), p_layer_sizes=(20, 12), cell_activation="tanh", seed=5)
-    gpu, cpu = Model(backend="cuda", **kw), Model(backend="numpy", dtype="float64", **kw)
+    gpu, cpu = Model(backend="cuda", tf32=tf32, **kw), Model(backend="numpy", dtype="float64", **kw)
     assert gpu.engine.tf32 == tf32
     loss_rel, grad_rtol, grad_atol, param_atol = (1e-3, 2e-2, 2e-3, 1e-4) if tf32 else (1e-5, 1e-3, 1e-4, 1e-5)
     copy_params(gpu, cpu)
@@ -196,7 +222,7 @@ def test_small_model_runs_every_kernel(real_batch, tf32, monkeypatch):
 
 
 def test_original_configuration_trains_in_2_5_gb(real_batch):
-    """Issue 7's memory bound: the CuPy pool's size after a training step is its high-water mark
+    """The original configuration's memory bound (2.5 GB): the CuPy pool's size after a training step is its high-water mark
     (the pool keeps freed blocks), i.e. everything the step ever held at once."""
     import cupy
 
@@ -254,7 +280,7 @@ def test_tf32_step_kernels_at_time_stack_size(direction):
 
 
 def test_tf32_training_tracks_the_float64_reference(real_batch, monkeypatch):
-    """BIAXIAL_CU_TF32=1 on the original configuration: loss and gradients against float64.
+    """tf32 on the original configuration, chosen by the environment's override: loss and gradients against float64.
     TF32 keeps 11 significant bits of each operand (~5e-4 relative per product), summed over
     127 + 78 steps; not yet calibrated on a GPU, so the bounds are generous: loss 2e-3 relative,
     each gradient tensor within 2e-2 of its norm (fp32 kernels: 1e-5 and ~1e-4)."""

@@ -7,6 +7,7 @@ harness's mma multiplies TF32 values exactly and sums in float, so the fp32 tole
 without the rounding the kernel would miss it by ~2^-11 of every product.
 """
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -17,6 +18,15 @@ from biaxial_cu.backends.cuda.kernels import (LSTM_BACKWARD_TF32_TILES, LSTM_BAC
                                               LSTM_FORWARD_TILES, lstm_backward_launch, lstm_forward_launch,
                                               lstm_step_kernel_name)
 from kernel_helpers import ATOL, RTOL, ROOT, emu
+
+
+@pytest.fixture(scope="module", autouse=True)
+def variants_built_two_at_a_time():
+    """Build the harness binaries of every tile variant before the tests, two g++ at once."""
+    variants = [None] + LSTM_FORWARD_TILES[1:] + LSTM_BACKWARD_TILES[1:] + LSTM_FORWARD_TF32_TILES[1:] \
+        + LSTM_BACKWARD_TF32_TILES[1:]
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda tiles: emu.load_kernels("lstm", tiles), variants))
 
 
 def f64(a):
@@ -78,9 +88,10 @@ def check_lstm_step_forward(R, H, act, use_mask, tiles=None, tf32=False):
 
 
 # shapes: smaller than a tile; partial tiles on both axes with 4H (the k of the recurrent
-# product) not a multiple of the chunk of 16; two unit tiles (H > 64). Three steps backwards:
-# the last one (no recurrent product), a middle one, and step 0 (no previous cell).
-@pytest.mark.parametrize("R,H", [(7, 3), (45, 10), (33, 70)])
+# product) not a multiple of a chunk; several unit tiles (H > 32); rows over several row blocks
+# (48 a block by default). Three steps backwards: the last one (no recurrent product), a middle
+# one, and step 0 (no previous cell).
+@pytest.mark.parametrize("R,H", [(7, 3), (45, 10), (33, 70), (100, 70)])
 @pytest.mark.parametrize("act", ["identity", "tanh"])
 @pytest.mark.parametrize("use_mask", [0, 1])
 def test_lstm_step_backward_matches_twin(R, H, act, use_mask):
@@ -93,7 +104,7 @@ def test_lstm_step_backward_tile_variants(tiles):
     check_lstm_step_backward(45, 70, "tanh", 1, tiles)
 
 
-@pytest.mark.parametrize("R,H", [(7, 3), (45, 10), (33, 70)])
+@pytest.mark.parametrize("R,H", [(7, 3), (45, 10), (33, 70), (97, 33)])
 @pytest.mark.parametrize("act,use_mask", [("identity", 1), ("tanh", 0)])
 def test_lstm_step_backward_tf32_matches_twin(R, H, act, use_mask):
     check_lstm_step_backward(R, H, act, use_mask, tf32=True)

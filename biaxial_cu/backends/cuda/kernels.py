@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...nvrtc import BASE_OPTIONS, CUPY_OPTIONS
+from ...nvrtc import BASE_OPTIONS
 
 KERNELS_DIR = Path(__file__).resolve().parents[3] / "kernels"
 MODULES = ("adadelta", "dropout", "features", "layout", "lstm", "output_loss", "sample")
@@ -26,16 +26,21 @@ FEATURE_THREADS = 128  # features.cu
 # of TC_?M x 16 rows and TC_?U units a block, TC_?K k per shared-memory chunk (TF32, forward F and
 # backward B). The first variant of each list is the default, the #defines in lstm.cu (a test ties
 # them); bench/lstm_tiles.py times them all, and every one runs on the CPU harness and compiles.
+# The backward defaults, 48 rows x 32 units, give a time-stack step (R 780, H 300) 170 blocks, at
+# least one per SM of a 132-SM GPU; the 32 x 64 fp32 and 64 x 64 TF32 tiles second in their lists
+# pull less through L2 but give it 125 and 65 (lstm.cu's header).
 LSTM_FORWARD_TILES = [{"FWD_TY": 4, "FWD_RPT": 8}, {"FWD_TY": 8, "FWD_RPT": 4}, {"FWD_TY": 4, "FWD_RPT": 4},
                       {"FWD_TY": 8, "FWD_RPT": 8}, {"FWD_TY": 2, "FWD_RPT": 8}]
-LSTM_BACKWARD_TILES = [{"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2, "BWD_TK": 64},
+LSTM_BACKWARD_TILES = [{"BWD_TY": 4, "BWD_RPT": 12, "BWD_UPT": 1, "BWD_TK": 64},
+                       {"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2, "BWD_TK": 64},
                        {"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 2, "BWD_TK": 16},
                        {"BWD_TY": 4, "BWD_RPT": 8, "BWD_UPT": 2}, {"BWD_TY": 8, "BWD_RPT": 2, "BWD_UPT": 2},
                        {"BWD_TY": 8, "BWD_RPT": 4, "BWD_UPT": 1}, {"BWD_TY": 16, "BWD_RPT": 2, "BWD_UPT": 2}]
 LSTM_FORWARD_TF32_TILES = [{"TC_FW": 4, "TC_FM": 1, "TC_FU": 16, "TC_FK": 16}, {"TC_FW": 4, "TC_FM": 2, "TC_FU": 16},
                            {"TC_FW": 8, "TC_FM": 1, "TC_FU": 16}, {"TC_FW": 2, "TC_FM": 1, "TC_FU": 16},
                            {"TC_FW": 4, "TC_FM": 1, "TC_FU": 8, "TC_FK": 32}]
-LSTM_BACKWARD_TF32_TILES = [{"TC_BW": 4, "TC_BM": 1, "TC_BU": 64, "TC_BK": 64},
+LSTM_BACKWARD_TF32_TILES = [{"TC_BW": 3, "TC_BM": 1, "TC_BU": 32, "TC_BK": 48},
+                            {"TC_BW": 4, "TC_BM": 1, "TC_BU": 64, "TC_BK": 64},
                             {"TC_BW": 4, "TC_BM": 1, "TC_BU": 32, "TC_BK": 64},
                             {"TC_BW": 4, "TC_BM": 1, "TC_BU": 64, "TC_BK": 32},
                             {"TC_BW": 8, "TC_BM": 1, "TC_BU": 32, "TC_BK": 32},
@@ -68,10 +73,11 @@ def kernel_source(module):
 
 
 def module_options(module, defines=()):
-    """Our NVRTC options for kernels/<module>.cu, given to CuPy (which adds CUPY_OPTIONS and the
-    architecture itself), plus -D<define> for each define."""
-    base = tuple(o for o in BASE_OPTIONS if o not in CUPY_OPTIONS)
-    return base + MODULE_OPTIONS.get(module, ()) + tuple(f"-D{d}" for d in defines)
+    """Our NVRTC options for kernels/<module>.cu, plus -D<define> for each define: what
+    cupy.RawModule gets as `options`. CuPy adds its own and the arch around them:
+    nvrtc.cupy_options(module_options(m), "sm_90") is NVRTC's whole list (less CuPy's -I folders,
+    which find nothing to include in kernel_source)."""
+    return BASE_OPTIONS + MODULE_OPTIONS.get(module, ()) + tuple(f"-D{d}" for d in defines)
 
 
 _modules = {}
