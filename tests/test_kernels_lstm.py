@@ -23,10 +23,8 @@ from kernel_helpers import ATOL, RTOL, ROOT, emu
 @pytest.fixture(scope="module", autouse=True)
 def variants_built_two_at_a_time():
     """Build the harness binaries of every tile variant before the tests, two g++ at once."""
-    variants = [None] + LSTM_FORWARD_TILES[1:] + LSTM_BACKWARD_TILES[1:] + LSTM_FORWARD_TF32_TILES[1:] \
-        + LSTM_BACKWARD_TF32_TILES[1:]
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(lambda tiles: emu.load_kernels("lstm", tiles), variants))
+        list(pool.map(lambda tiles: emu.load_kernels("lstm", tiles), [None] + [t for _, _, t in VARIANTS]))
 
 
 def f64(a):
@@ -42,23 +40,11 @@ def test_lstm_step_forward_matches_twin(R, H, act, use_mask):
     check_lstm_step_forward(R, H, act, use_mask)
 
 
-@pytest.mark.parametrize("tiles", LSTM_FORWARD_TILES[1:], ids=str)
-def test_lstm_step_forward_tile_variants(tiles):
-    """Every tile variant (bench/lstm_tiles.py times them), compiled with its -D options."""
-    check_lstm_step_forward(70, 37, "tanh", 1, tiles)
-
-
 # the TF32 tensor-core kernel on the same shapes (its tiles: 64 rows x 16 units, chunks of 16 k)
 @pytest.mark.parametrize("R,H", [(5, 3), (70, 37), (33, 20)])
 @pytest.mark.parametrize("act,use_mask", [("identity", 0), ("tanh", 1)])
 def test_lstm_step_forward_tf32_matches_twin(R, H, act, use_mask):
     check_lstm_step_forward(R, H, act, use_mask, tf32=True)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("tiles", LSTM_FORWARD_TF32_TILES[1:], ids=str)
-def test_lstm_step_forward_tf32_tile_variants(tiles):
-    check_lstm_step_forward(70, 37, "tanh", 1, tiles, tf32=True)
 
 
 def check_lstm_step_forward(R, H, act, use_mask, tiles=None, tf32=False):
@@ -98,22 +84,10 @@ def test_lstm_step_backward_matches_twin(R, H, act, use_mask):
     check_lstm_step_backward(R, H, act, use_mask)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("tiles", LSTM_BACKWARD_TILES[1:], ids=str)
-def test_lstm_step_backward_tile_variants(tiles):
-    check_lstm_step_backward(45, 70, "tanh", 1, tiles)
-
-
 @pytest.mark.parametrize("R,H", [(7, 3), (45, 10), (33, 70), (97, 33)])
 @pytest.mark.parametrize("act,use_mask", [("identity", 1), ("tanh", 0)])
 def test_lstm_step_backward_tf32_matches_twin(R, H, act, use_mask):
     check_lstm_step_backward(R, H, act, use_mask, tf32=True)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("tiles", LSTM_BACKWARD_TF32_TILES[1:], ids=str)
-def test_lstm_step_backward_tf32_tile_variants(tiles):
-    check_lstm_step_backward(45, 70, "tanh", 1, tiles, tf32=True)
 
 
 def check_lstm_step_backward(R, H, act, use_mask, tiles=None, tf32=False):
@@ -139,6 +113,23 @@ def check_lstm_step_backward(R, H, act, use_mask, tiles=None, tf32=False):
         np.testing.assert_allclose(got[t], want_dpre, atol=ATOL, rtol=RTOL, err_msg=f"step {t}")
         np.testing.assert_allclose(dc_prev, want_dc, atol=ATOL, rtol=RTOL, err_msg=f"step {t}")
         dc, dc_prev = dc_prev, dc
+
+
+VARIANTS = ([("forward", False, t) for t in LSTM_FORWARD_TILES[1:]]
+            + [("forward", True, t) for t in LSTM_FORWARD_TF32_TILES[1:]]
+            + [("backward", False, t) for t in LSTM_BACKWARD_TILES[1:]]
+            + [("backward", True, t) for t in LSTM_BACKWARD_TF32_TILES[1:]])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direction,tf32,tiles", VARIANTS, ids=str)
+def test_tile_variant_matches_twin(direction, tf32, tiles):
+    """Every tile variant (bench/lstm_tiles.py times them), compiled with its -D options, on
+    shapes with partial tiles on both axes."""
+    if direction == "forward":
+        check_lstm_step_forward(70, 37, "tanh", 1, tiles, tf32)
+    else:
+        check_lstm_step_backward(45, 70, "tanh", 1, tiles, tf32)
 
 
 def test_lstm_tiles_match_the_kernel_defines():
