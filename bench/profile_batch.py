@@ -13,6 +13,7 @@ launching ~1,000 kernels a batch) or the GPU is the limit. (In the events view t
 counts our kernels only.) Without a GPU it writes a result that says so.
 """
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from common import environment, failure, finish, recorded  # noqa: E402
 from biaxial_cu import Model  # noqa: E402
 from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
 from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir  # noqa: E402
+from biaxial_cu.model import TF32_ENV  # noqa: E402
 
 
 def summarize_kernels(events, batches, wall_ms_per_batch):
@@ -142,6 +144,7 @@ def main():
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--results-dir")
     a = ap.parse_args()
+    os.environ.pop(TF32_ENV, None)  # fp32 and TF32 are chosen per profile (Model's tf32); no override
     result = {"benchmark": "profile", "environment": environment()}
     reason = cuda_unavailable_reason()
     for name, tf32 in (("cuda", False), ("cuda-tf32", True)):

@@ -8,6 +8,8 @@ The peer file is run unchanged, imported into this process (common.peer_result),
 recorded as its command line would print it.
 """
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -18,8 +20,9 @@ from common import (ResultFile, environment, finish, load_peer, peak_fractions, 
                     peer_unavailable_reason, recorded, skip_reason, time_calls, train_flops)
 
 from biaxial_cu import Model  # noqa: E402
-from biaxial_cu.backends.cuda import cuda_unavailable_reason  # noqa: E402
+from biaxial_cu.backends.cuda.kernels import cuda_unavailable_reason, cublas_tf32  # noqa: E402
 from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir  # noqa: E402
+from biaxial_cu.model import TF32_ENV  # noqa: E402
 
 
 VARIANTS = {"cuda": "fp32", "cuda-tf32-gemms": "tf32-gemms", "cuda-tf32": "tf32"}  # result key: precision
@@ -29,11 +32,7 @@ def ours_cuda(batch, seq_len, iters, sizes, device, precision):
     """ours("cuda", ...) with precision "fp32"; "tf32-gemms": CuPy's cuBLAS GEMMs on TF32 (what
     CUPY_TF32=1 selects), our step kernels fp32; "tf32": Model(tf32=True), every matrix product
     of training on TF32 tensor cores (the peer's cuDNN uses TF32 by default)."""
-    import contextlib
-
     import cupy
-
-    from biaxial_cu.backends.cuda.kernels import cublas_tf32
 
     with cublas_tf32(cupy) if precision == "tf32-gemms" else contextlib.nullcontext():
         return ours("cuda", batch, seq_len, iters, sizes, device, tf32=precision == "tf32")
@@ -72,6 +71,7 @@ def main():
                     help="the peer's modes; compile (minutes per shape) runs at the first batch size only")
     ap.add_argument("--results-dir", default=None)
     a = ap.parse_args()
+    os.environ.pop(TF32_ENV, None)  # each variant chooses its precision (Model's tf32); no override
     sizes = ((16, 16), (8, 4)) if a.quick else ((300, 300), (100, 50))
     seq_len = 16 if a.quick else 128
     parts, modes = a.parts.split(","), a.peer_modes.split(",")

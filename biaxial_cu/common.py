@@ -1,5 +1,7 @@
 """The numbers every layer shares (MODEL_SPEC sections 1-3, 6) and the small helpers that go with
 them. kernels/common.cuh holds the same constants for the CUDA side."""
+from dataclasses import dataclass
+
 import numpy as np
 
 N_NOTES = 78  # notes 0..77 = MIDI pitches LOWEST_PITCH..LOWEST_PITCH + 77
@@ -8,6 +10,17 @@ N_FEATURES = 80  # note input features (MODEL_SPEC 2)
 SEGMENT_LEN = 128  # a training segment (MODEL_SPEC 6); generation seeds are step 0 of one
 SEGMENT_STRIDE = 16  # segment starts are multiples of 16 steps (one bar of 4/4)
 CELL_ACTIVATIONS = ("identity", "tanh")  # the candidate g's activation: the original's, or tanh
+ADADELTA_RHO, ADADELTA_EPS = 0.95, 1e-6  # MODEL_SPEC 5
+CLIP_NORM = 5.0  # each gradient segment (gate block) clipped to this L2 norm (MODEL_SPEC 5)
+
+
+@dataclass
+class ComposeTrace:
+    """A composition of K pieces and what led to it, as every backend's compose returns it."""
+
+    states: np.ndarray  # (K, steps + 1, 78, 2) uint8: seeds then generated states
+    probabilities: np.ndarray  # (K, steps, 78, 2): (P0, P1) behind state t + 1
+    conservativity: np.ndarray  # (K, steps + 1) float64: the value used at step t (last: after)
 
 
 def as_generator(rng):

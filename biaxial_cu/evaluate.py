@@ -20,6 +20,7 @@ from .data import load_pieces, shipped_corpus_dir
 from .errors import CheckpointError
 from .model import Model
 from .stats import corpus_stats
+from .viz import _pyplot
 
 WINDOW = 128
 CLIP = 1e-4
@@ -68,8 +69,6 @@ def stats_table(columns):
 
 
 def stats_png(columns, path):
-    from .viz import _pyplot
-
     plt = _pyplot()
     if plt is None:
         return None

@@ -30,11 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from .backends.pitch_sweep import CONSERVATIVITY_PULL_UP, CONSERVATIVITY_STEP_DOWN, MIN_NOTES_PLAYING
-from .common import N_NOTES, SEGMENT_LEN, as_generator, check_int
+from .backends.numpy_backend import compose_host
+from .common import N_NOTES, SEGMENT_LEN, ComposeTrace, as_generator, check_int  # noqa: F401  (compose_trace's result)
 from .data import load_pieces, sample_batch, shipped_corpus_dir
 from .errors import CheckpointError
 from .midi import write_state_matrix
 from .model import Model
+from .params import host_weights
 from .viz import piano_roll_png, render_wav
 
 
@@ -66,13 +68,18 @@ def compose_trace(model, seed_states, steps, *, conservativity=1.0, adaptive=Tru
     the model gave and the conservativity used at each step: a ComposeTrace with states
     (K, steps + 1, 78, 2) uint8, probabilities (K, steps, 78, 2) and conservativity
     (K, steps + 1) float64 (the value used at step t; the last, the value after). A (78, 2) seed
-    counts as K = 1 (uniforms then (steps, 78, 2), as for compose)."""
+    counts as K = 1 (uniforms then (steps, 78, 2), as for compose). model: a Model, or any object
+    with a .params dict in API.md's names (numpy or device arrays) and optionally a .config with
+    cell_activation, composed on the CPU."""
     seeds, _, steps, conservativity, adaptive, uniforms = _check_arguments(
         seed_states, steps, conservativity, adaptive, rng, uniforms)
     engine = getattr(model, "engine", None)
-    if engine is None:
-        raise TypeError(f"model must be a biaxial_cu.Model, got {type(model).__name__}")
-    trace = engine.compose(seeds, steps, conservativity, adaptive, uniforms)
+    if engine is not None:  # a Model: its backend composes
+        trace = engine.compose(seeds, steps, conservativity, adaptive, uniforms)
+    else:  # anything else with .params (and .config): the CPU composer on host copies
+        params, config = getattr(model, "params", None), getattr(model, "config", None) or {}
+        trace = compose_host(host_weights(params, config.get("cell_activation", "identity")), seeds, steps,
+                             conservativity, adaptive, uniforms)
     _check_trace(trace, seeds.shape[0], steps)
     return trace
 

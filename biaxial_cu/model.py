@@ -29,12 +29,10 @@ TF32_ENV = "BIAXIAL_CU_TF32"
 
 def tf32_choice(tf32):
     """The tf32 argument, unless the environment variable overrides it."""
-    override = os.environ.get(TF32_ENV)
-    if override in ("0", "1"):
-        return override == "1"
     if not isinstance(tf32, (bool, np.bool_)):
         raise ValueError(f"tf32 must be True or False, got {tf32!r}")
-    return bool(tf32)
+    override = os.environ.get(TF32_ENV)
+    return override == "1" if override in ("0", "1") else bool(tf32)
 
 
 def choose_backend(backend, dtype):
@@ -181,6 +179,8 @@ class Model:
     def load(cls, path, backend="auto", tf32=None):
         """A Model from a checkpoint; CheckpointError saying why when it cannot be used.
         tf32: None keeps the checkpoint's choice."""
+        if tf32 is not None:
+            tf32_choice(tf32)  # a bad argument is the caller's error, not the checkpoint's
         arrays, meta = read_checkpoint(path)
         cfg = meta["config"]
         try:

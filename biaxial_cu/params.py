@@ -87,6 +87,7 @@ class FlatState:
     runs over everything at once. `params` / `grads` are {name: view}, `opt` {"Eg/name": view}."""
 
     def __init__(self, xp, params, opt, dtype):
+        self.xp = xp
         shapes = {name: tuple(p.shape) for name, p in params.items()}
         self.flat = {kind: xp.zeros(flat_size(shapes), dtype) for kind in ("param", "grad") + OPTIMISER_STATES}
         views = {kind: flat_views(buf, shapes) for kind, buf in self.flat.items()}
@@ -97,6 +98,22 @@ class FlatState:
         for key, view in self.opt.items():
             view[...] = xp.asarray(opt[key], dtype=dtype)
         self.segment_offsets = xp.asarray(segment_offsets(shapes))  # (n_seg + 1,) int32
+        self.views = dict(self.params)  # what params[name] must be for the optimiser to see it
+
+    def adopt(self):
+        """Take back parameters a user replaced in `params` (model.params[name] = array): copied
+        into their views, which return to the dict, so the optimiser and the finiteness check
+        see them. ValueError when a replacement cannot take its parameter's place."""
+        for name, view in self.views.items():
+            value = self.params.get(name)
+            if value is view:
+                continue
+            if value is None or getattr(value, "shape", None) != view.shape:
+                raise ValueError(f"parameter {name} was replaced by "
+                                 f"{'nothing' if value is None else getattr(value, 'shape', type(value).__name__)}; "
+                                 f"it needs shape {view.shape}")
+            view[...] = self.xp.asarray(value, dtype=view.dtype)
+            self.params[name] = view
 
 
 # ----------------------------------------------------------------------------- generation's layout

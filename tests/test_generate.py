@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from biaxial_cu import Model
-from biaxial_cu.backends.numpy_backend import ComposeTrace
+from biaxial_cu.generate import ComposeTrace
 from biaxial_cu.features import note_inputs_at
 from biaxial_cu.generate import (
     compose,
@@ -331,9 +331,35 @@ def test_a_backend_answer_of_the_wrong_shape_is_an_error():
         compose(model, silent_seed(), 3, rng=0)
 
 
-def test_compose_needs_a_model():
-    with pytest.raises(TypeError, match="Model"):
+class HostArray:
+    """Looks like a device array to compose: .get() returns the numpy array."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def get(self):
+        return self.array.copy()
+
+
+class ParamHolder:
+    """Not a Model: parameters (device-like arrays) and a config."""
+
+    def __init__(self, model):
+        self.config = model.config
+        self.params = {name: HostArray(value) for name, value in model.params.items()}
+
+
+def test_an_object_with_params_composes_on_the_cpu():
+    model = small_model(seed=12)
+    seed_state = random_seed_state(np.random.default_rng(6))
+    np.testing.assert_array_equal(compose(ParamHolder(model), seed_state, 8, rng=3),
+                                  compose(model, seed_state, 8, rng=3))
+    with pytest.raises(TypeError, match="params"):
         compose(object(), silent_seed(), 3, rng=0)
+
+
+def test_no_seeds_compose_to_no_pieces():
+    assert compose(small_model(), np.zeros((0, N, 2)), 3, rng=0).shape == (0, 4, N, 2)
 
 
 # ----------------------------------------------------------------------------- validation

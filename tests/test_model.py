@@ -259,3 +259,30 @@ def test_training_on_shipped_pieces_lowers_the_loss():
     losses = [m.train_step(sample_batch(few, 4, 32, rng)) for _ in range(30)]
     first, last = np.mean(losses[:5]), np.mean(losses[-5:])
     assert last < 0.6 * first, (first, last)
+
+
+def test_both_backends_have_the_same_interface():
+    """NumpyBackend and CudaBackend: the methods backends/__init__.py lists, same signatures."""
+    import inspect
+
+    from biaxial_cu.backends.cuda import CudaBackend
+    from biaxial_cu.backends.numpy_backend import NumpyBackend
+
+    methods = ("loss", "activations", "gradients", "train_step", "adadelta", "dropout_masks", "compose",
+               "parameters_finite")
+    for name in methods:
+        assert inspect.signature(getattr(NumpyBackend, name)) == inspect.signature(getattr(CudaBackend, name)), name
+    assert NumpyBackend.name == "numpy" and CudaBackend.name == "cuda"
+
+
+def test_a_replaced_parameter_is_trained_and_checked():
+    """model.params[name] = array: the optimiser and the finiteness check still see it."""
+    model = Model(**TINY, seed=0, dropout=0.0)
+    model.params["out.b"] = np.array([0.5, -0.5], np.float32)
+    model.train_step(random_batch(1))
+    assert model.params["out.b"][0] != 0.5  # it moved
+    model.params["out.W"] = np.full((2, 2), np.nan, np.float32)
+    assert not model.parameters_finite()
+    model.params["out.W"] = np.zeros((3, 3), np.float32)
+    with pytest.raises(ValueError, match="out.W"):
+        model.train_step(random_batch(1))

@@ -1,1 +1,15 @@
-"""Backends of biaxial_cu.Model: reference (NumPy, the truth) and cuda (CuPy + kernels/)."""
+"""Backends of biaxial_cu.Model: numpy_backend.NumpyBackend (the reference, NumPy + numba) and
+cuda.CudaBackend (CuPy + kernels/). Both are made as Backend(config, params, opt) from host
+arrays and have the same interface (tests/test_model.py checks the signatures):
+
+    name                    "numpy" / "cuda"
+    params, opt             {name: array}, {"Eg/name" / "Ex/name": array}: views of flat buffers
+    loss(batch, masks=None) -> float: summed NLL (MODEL_SPEC 4), dropout only with masks
+    activations(batch)      -> (loss, {"time.k" / "pitch.k": (B, T-1, 78, H), "probabilities": ...})
+    gradients(batch, masks) -> (loss, {name: gradient})
+    train_step(batch, masks) -> loss: gradients, then adadelta
+    adadelta()              one Adadelta step with per-gate clipping from the gradient buffer
+    dropout_masks(B, T, p, rng) -> {layer: (rows, H)}, drawn with the model's generator
+    compose(seeds, steps, conservativity, adaptive, uniforms) -> common.ComposeTrace
+    parameters_finite()     -> bool
+"""

@@ -1,8 +1,9 @@
 """The numpy backend: the reference model composed from the twins in reference.py.
 
-Same interface as backends/cuda (CudaBackend): parameters and Adadelta state in flat buffers
-(params.FlatState) with a view per parameter; forward, loss, gradients, the optimiser step,
-dropout masks and composition. Arithmetic in the model's dtype (float32, or float64 for
+The backend interface (backends/__init__.py), as CudaBackend has it: parameters and Adadelta
+state in flat buffers (params.FlatState) with a view per parameter; loss, activations,
+gradients, the optimiser step, dropout masks and composition. forward / backward are the
+reference's composition of the twins (the finite-difference tests call them). Arithmetic in the model's dtype (float32, or float64 for
 gradient checks). Dropout masks come from the model's generator (rng.random), one mask row per
 sequence row, so a resumed run draws what an uninterrupted one would.
 
@@ -10,23 +11,11 @@ Generation (compose_host) advances K pieces one step at a time: the time stack i
 at a time (every GEMM has exactly 78 rows, so a piece comes out the same alone or in a batch),
 then pitch_sweep (numba) for the 78 dependent note decisions of every piece.
 """
-from dataclasses import dataclass
-
 import numpy as np
 
-from ..common import N_NOTES
+from ..common import N_FEATURES, N_NOTES, ComposeTrace
 from ..params import FlatState, host_weights, mask_shapes
 from . import reference as ref
-from .pitch_sweep import pitch_sweep
-
-
-@dataclass
-class ComposeTrace:
-    """A composition of K pieces and what led to it."""
-
-    states: np.ndarray  # (K, steps + 1, 78, 2) uint8: seeds then generated states
-    probabilities: np.ndarray  # (K, steps, 78, 2): (P0, P1) behind state t + 1
-    conservativity: np.ndarray  # (K, steps + 1) float64: the value used at step t (last: after)
 
 
 class NumpyBackend:
@@ -80,8 +69,8 @@ class NumpyBackend:
                 dh, caches[f"time.{k}"], p[f"time.{k}.W"], act)
         return {name: grads[name].astype(self.dtype) for name in self.params}
 
-    def loss(self, batch):
-        return self.forward(batch)[0]
+    def loss(self, batch, masks=None):
+        return self.forward(batch, masks)[0]
 
     def activations(self, batch):
         """(loss, {"time.k" / "pitch.k": (B, T-1, 78, H) hidden outputs, "probabilities":
@@ -98,6 +87,7 @@ class NumpyBackend:
         return loss, self.backward(saved, masks)
 
     def train_step(self, batch, masks):
+        self.state.adopt()
         loss, grads = self.gradients(batch, masks)
         for name, g in grads.items():
             self.grads[name][...] = g
@@ -116,6 +106,7 @@ class NumpyBackend:
                 for name, (rows, H) in mask_shapes(self.config, B, T).items()}
 
     def parameters_finite(self):
+        self.state.adopt()
         return bool(np.isfinite(self.state.flat["param"]).all())
 
     # ------------------------------------------------------------------ generation
@@ -143,7 +134,7 @@ def compose_host(weights, seeds, steps, conservativity, adaptive, uniforms):
     pitch0_in = np.zeros((n_pieces, N_NOTES, weights.pitch0_b.shape[0]), dtype=dtype)  # (K, 78, 4H0)
     one = dtype.type(1)  # 1 in the model's dtype, so numba keeps float32 arithmetic float32
     for t in range(steps):
-        features = ref.note_inputs_at(states[:, t], t, dtype).reshape(n_pieces, N_NOTES, -1)  # (K, 78, 80)
+        features = ref.note_inputs_at(states[:, t], t, dtype).reshape(n_pieces, N_NOTES, N_FEATURES)  # (K, 78, 80)
         for k in range(n_pieces):  # one piece at a time: every GEMM has 78 rows
             x = features[k]  # (78, 80)
             for layer, (W_x, W_h, b) in enumerate(weights.time_layers):
@@ -153,7 +144,7 @@ def compose_host(weights, seeds, steps, conservativity, adaptive, uniforms):
                 x = h
             pitch0_in[k] = x @ weights.pitch0_time_wT + weights.pitch0_b  # (78, 4H0)
         cons_used[:, t] = cons
-        pitch_sweep(pitch0_in, weights.pitch0_prev_wT, weights.pitch_sizes, weights.pitch_wxT,
+        ref.pitch_sweep(pitch0_in, weights.pitch0_prev_wT, weights.pitch_sizes, weights.pitch_wxT,
                     weights.pitch_wx_at, weights.pitch_whT, weights.pitch_wh_at, weights.pitch_b,
                     weights.pitch_b_at, weights.out_wT, weights.out_b, np.ascontiguousarray(uniforms[:, t]),
                     cons, states[:, t + 1], probabilities[:, t], weights.tanh_cell, adaptive, one)

@@ -14,7 +14,8 @@ the CPU harness. The twins, by kernel file:
                   that the host adds), output_loss_backward
   dropout.cu      dropout_mask_hash
   adadelta.cu     segment_sq_norms, adadelta_update
-  sample.cu       pitch_sweep: numba, in backends/pitch_sweep.py (a loop of 78 dependent steps)
+  sample.cu       pitch_sweep (compiled by numba, from backends/pitch_sweep.py: a loop of 78
+                  dependent steps)
 
 The rest composes them into layers (lstm_layer_forward / lstm_layer_backward: the host's step
 loops and GEMMs), which backends/numpy_backend.py composes into the model.
@@ -30,7 +31,8 @@ Layouts (the CUDA backend uses the same):
 import numpy as np
 
 from .. import features
-from ..common import N_NOTES
+from ..common import ADADELTA_EPS, ADADELTA_RHO, CLIP_NORM, N_NOTES
+from .pitch_sweep import pitch_sweep  # noqa: F401  (sample.cu's twin, compiled by numba)
 
 EPS_LOSS = 2.0 ** -23
 
@@ -290,7 +292,7 @@ def segment_sq_norms(g, offsets):
     return np.array([np.sum(g[a:b].astype(np.float64) ** 2) for a, b in zip(offsets[:-1], offsets[1:])])
 
 
-def adadelta_update(w, g, Eg, Ex, offsets, sq, rho=0.95, eps=1e-6, max_norm=5.0):
+def adadelta_update(w, g, Eg, Ex, offsets, sq, rho=ADADELTA_RHO, eps=ADADELTA_EPS, max_norm=CLIP_NORM):
     """One Adadelta step (MODEL_SPEC 5) in place on the flat w, Eg, Ex (n,), after clipping each
     segment of g to L2 norm max_norm (sq: segment_sq_norms; a zero segment stays zero)."""
     norm = np.sqrt(sq)  # (n_seg,) float64

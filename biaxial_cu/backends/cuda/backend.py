@@ -21,11 +21,11 @@ import contextlib
 
 import numpy as np
 
-from ...common import N_FEATURES, N_NOTES, to_host
+from ...common import ADADELTA_EPS, ADADELTA_RHO, CLIP_NORM, N_FEATURES, N_NOTES, to_host
 from ...params import FlatState, flat_size, flat_views, mask_shapes
 from .generator import DeviceGenerator
-from .kernels import (ACTS, ELEMENTWISE_THREADS, FEATURE_THREADS, LOSS_THREADS, blocks, cublas_tf32, kernel,
-                      lstm_backward_launch, lstm_forward_launch, lstm_step_kernel_name)
+from .kernels import (ACTS, ELEMENTWISE_THREADS, FEATURE_THREADS, LOSS_THREADS, NORM_THREADS, blocks, cublas_tf32,
+                      kernel, lstm_backward_launch, lstm_forward_launch, lstm_step_kernel_name)
 
 
 class CudaBackend:
@@ -108,7 +108,7 @@ class CudaBackend:
         """(B, T, 78, 2) host batch -> uint8 device array."""
         return self.cp.asarray(np.ascontiguousarray(batch, dtype=np.uint8))
 
-    def forward(self, S, masks=None):
+    def device_forward(self, S, masks=None):
         """The whole forward pass of a device batch S: (device loss scalar, caches)."""
         p = self.params
         x = self.note_inputs(S)
@@ -170,7 +170,7 @@ class CudaBackend:
 
     def device_gradients(self, S, masks):
         """(device loss scalar, self.grads) of a device batch S (B, T, 78, 2), device masks or None."""
-        loss, (caches, x, P, y) = self.forward(S, masks)
+        loss, (caches, x, P, y) = self.device_forward(S, masks)
         B = S.shape[0]
         g, p = self.grads, self.params
         dlogits = self.output_loss_backward(P, y).reshape(-1, 2)  # (78*R, 2)
@@ -196,16 +196,16 @@ class CudaBackend:
         on_gpu = hasattr(self.cp, "cuda")  # not on the harness's NumPy arrays
         return cublas_tf32(self.cp) if self.tf32 and on_gpu else contextlib.nullcontext()
 
-    def loss(self, batch):
+    def loss(self, batch, masks=None):
         with self.gemm_precision():
-            return float(self.forward(self.to_device(batch))[0])
+            return float(self.device_forward(self.to_device(batch), self.device_masks(masks))[0])
 
     def activations(self, batch):
         """(loss, {"time.k" / "pitch.k": (B, T-1, 78, H), "probabilities": (B, T-1, 78, 2)}) on
         the host, without dropout: the hidden outputs the forward pass keeps anyway."""
         cp, B = self.cp, batch.shape[0]
         with self.gemm_precision():
-            loss, (caches, _, P, _) = self.forward(self.to_device(batch))
+            loss, (caches, _, P, _) = self.device_forward(self.to_device(batch))
         L = batch.shape[1] - 1
         acts = {}
         for name, (_, h, _, _) in caches.items():
@@ -219,30 +219,33 @@ class CudaBackend:
     def gradients(self, batch, masks):
         """(loss, {name: gradient view}): the arrays are the optimiser's buffer, overwritten by
         the next call. masks: numpy or device arrays, or None."""
-        cp = self.cp
-        if masks:
-            masks = {k: cp.ascontiguousarray(cp.asarray(v, dtype=cp.float32)) for k, v in masks.items()}
         with self.gemm_precision():
-            loss, grads = self.device_gradients(self.to_device(batch), masks)
+            loss, grads = self.device_gradients(self.to_device(batch), self.device_masks(masks))
         return float(loss), grads
+
+    def device_masks(self, masks):
+        """Masks (numpy or device arrays) as contiguous float32 device arrays; None or {} as given."""
+        cp = self.cp
+        return {k: cp.ascontiguousarray(cp.asarray(v, dtype=cp.float32)) for k, v in masks.items()} if masks else masks
 
     def train_step(self, batch, masks):
         """Forward, backward and Adadelta of a host batch: the loss (one sync)."""
+        self.state.adopt()
         loss, _ = self.gradients(batch, masks)
         self.adadelta()
         return loss
 
-    def adadelta(self, rho=0.95, eps=1e-6, max_norm=5.0):
+    def adadelta(self):
         """Clip per segment and update every parameter from self.grads: two launches."""
         cp, flat, offsets = self.cp, self.state.flat, self.state.segment_offsets
         n_seg = offsets.size - 1
         sq = cp.empty(n_seg, cp.float64)
-        self.kernel("adadelta", "segment_sq_norms")((n_seg,), (256,), (flat["grad"], offsets, sq))
+        self.kernel("adadelta", "segment_sq_norms")((n_seg,), (NORM_THREADS,), (flat["grad"], offsets, sq))
         n = flat["param"].size
         self.kernel("adadelta", "adadelta_update")(
             (blocks(n, ELEMENTWISE_THREADS),), (ELEMENTWISE_THREADS,),
             (flat["param"], flat["grad"], flat["Eg"], flat["Ex"], offsets, sq,
-             np.int32(n_seg), np.int32(n), np.float32(rho), np.float32(eps), np.float32(max_norm)))
+             np.int32(n_seg), np.int32(n), np.float32(ADADELTA_RHO), np.float32(ADADELTA_EPS), np.float32(CLIP_NORM)))
 
     def dropout_masks(self, B, T, p, rng):
         """Every mask of a batch from one seed drawn from rng (so runs resume exactly):
@@ -257,6 +260,7 @@ class CudaBackend:
         return flat_views(flat, shapes)
 
     def parameters_finite(self):
+        self.state.adopt()
         return bool(self.cp.isfinite(self.state.flat["param"]).all())
 
     def compose(self, seeds, steps, conservativity, adaptive, uniforms):

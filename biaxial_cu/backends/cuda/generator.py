@@ -7,9 +7,8 @@ uploaded once.
 """
 import numpy as np
 
-from ...common import N_FEATURES, N_NOTES, to_host
+from ...common import N_FEATURES, N_NOTES, ComposeTrace, to_host
 from ...params import host_weights
-from ..numpy_backend import ComposeTrace
 from .kernels import FEATURE_THREADS, blocks, lstm_forward_launch
 
 MAX_PITCH_LAYERS, MAX_PITCH_H = 4, 256  # sample.cu's shared-memory arrays

@@ -6,19 +6,18 @@ so CuPy's cache key covers the header too; tests/test_kernels_resources.py compi
 source with exactly these options (plus CuPy's own) for sm_80 and sm_90.
 """
 import contextlib
-from pathlib import Path
 
 import numpy as np
 
-from ...nvrtc import BASE_OPTIONS
+from ...nvrtc import BASE_OPTIONS, KERNELS_DIR
 
-KERNELS_DIR = Path(__file__).resolve().parents[3] / "kernels"
 MODULES = ("adadelta", "dropout", "features", "layout", "lstm", "output_loss", "sample")
 # Per-module extra NVRTC options: sample.cu must not fuse multiply-adds, so its dot products
 # round as the CPU generator's do (exact compositions for the same uniforms).
 MODULE_OPTIONS = {"sample": ("--fmad=false",)}
 ACTS = {"identity": 0, "tanh": 1}  # common.cuh's ACT_*
 LOSS_THREADS = 256  # output_loss.cu
+NORM_THREADS = 256  # adadelta.cu's segment_sq_norms
 ELEMENTWISE_THREADS = 256  # one thread per element: layout.cu, dropout.cu, adadelta_update
 FEATURE_THREADS = 128  # features.cu
 
