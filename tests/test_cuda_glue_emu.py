@@ -17,7 +17,6 @@ from biaxial_cu.backends import reference as ref
 from biaxial_cu.backends.cuda import CudaBackend, DeviceGenerator
 from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir
 from biaxial_cu.generate import compose
-from biaxial_cu.params import flat_size, mask_shapes
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cuda_emu"))
@@ -47,25 +46,28 @@ def small_batch(seed, B=2, T=4):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("act", ["tanh"])  # both activations: per kernel in test_kernels_lstm.py
-def test_loss_gradients_and_adadelta_match_reference(act):
+def test_forward_and_train_step_match_reference(act):
+    """The forward pass (every layer's output and the loss), then what Model.train_step does on
+    the cuda backend: masks drawn from a seed (kernels/dropout.cu), gradients, Adadelta; against
+    the reference given the same masks."""
     model = Model((6, 5), (4, 3), dropout=0.5, cell_activation=act, backend="numpy", seed=2)
     dev = emulated_backend(model)
     S = small_batch(0)
-    loss, acts = dev.activations(S)  # the forward pass behind loss, with every layer's output
+    loss, acts = dev.activations(S)
     want_loss, want_acts = model.forward(S)
     assert loss == pytest.approx(want_loss, rel=1e-5)
     assert acts.keys() == want_acts.keys()
     for name, want in want_acts.items():
         np.testing.assert_allclose(acts[name], want, rtol=1e-5, atol=1e-6, err_msg=name)
-    masks = model.dropout_masks(2, 4)
-    loss, grads = dev.gradients(S, masks)
-    want_loss, want = model.gradients(S, masks)
-    assert float(loss) == pytest.approx(want_loss, rel=1e-5)
-    for name in model.params:
+    masks = dev.dropout_masks(2, 4, 0.5, np.random.default_rng(77))
+    host_masks = {k: v.copy() for k, v in masks.items()}
+    loss = dev.train_step(S, masks)
+    want_loss, want = model.gradients(S, host_masks)
+    assert loss == pytest.approx(want_loss, rel=1e-5)
+    for name in model.params:  # the gradient buffer the step used
         scale = np.max(np.abs(want[name]))
-        np.testing.assert_allclose(grads[name], want[name], rtol=1e-4, atol=1e-5 * scale, err_msg=name)
-    dev.adadelta()
-    model.train_step(S, masks)
+        np.testing.assert_allclose(dev.grads[name], want[name], rtol=1e-4, atol=1e-5 * scale, err_msg=name)
+    model.train_step(S, host_masks)
     for name in model.params:
         np.testing.assert_allclose(dev.params[name], model.params[name], rtol=1e-5, atol=1e-6, err_msg=name)
         np.testing.assert_allclose(dev.opt[f"Ex/{name}"], model.opt[f"Ex/{name}"], rtol=1e-4, atol=1e-12)
@@ -92,7 +94,7 @@ def test_tf32_backend_runs_the_tensor_core_step_kernels():
     assert steps == {"lstm_step_forward_tf32", "lstm_step_backward_tf32"}
     want_loss, want = model.gradients(S, masks)
     assert float(loss) == pytest.approx(want_loss, rel=1e-4)
-    assert float(loss) != float(emulated_backend(model).gradients(S, masks)[0])  # not the fp32 kernels' sum
+    assert loss != emulated_backend(model).loss(S, masks)  # not the fp32 kernels' sum
     for name in model.params:
         scale = np.max(np.abs(want[name]))
         np.testing.assert_allclose(grads[name], want[name], rtol=1e-2, atol=1e-3 * scale, err_msg=name)
@@ -161,25 +163,6 @@ def test_kernel_path_gradients_against_finite_differences():
             numeric = (up - down) / (2 * step)
             got = float(grads[name][idx])
             assert abs(got - numeric) / max(abs(numeric), abs(got), 1e-2) < 2e-3, (name, idx, got, numeric)
-
-
-@pytest.mark.slow
-def test_train_step_draws_hash_masks_and_matches_reference():
-    """What Model.train_step does on the cuda backend: masks from a seed through
-    kernels/dropout.cu, gradients, Adadelta; against the reference given the same masks."""
-    model = Model((6, 5), (4, 3), dropout=0.5, cell_activation="tanh", backend="numpy", seed=4)
-    dev = emulated_backend(model)
-    S = small_batch(1, B=2, T=4)
-    shapes = mask_shapes(model.config, 2, 4)
-    flat = ref.dropout_mask_hash(int(np.random.default_rng(77).integers(2**63)), flat_size(shapes), 0.5)
-    loss = dev.train_step(S, dev.dropout_masks(2, 4, 0.5, np.random.default_rng(77)))
-    want_masks = {k: v.copy() for k, v in dev.dropout_masks(2, 4, 0.5, np.random.default_rng(77)).items()}
-    np.testing.assert_array_equal(np.concatenate([m.ravel() for m in want_masks.values()]), flat)
-    assert loss == pytest.approx(model.train_step(S, want_masks), rel=1e-5)
-    for name in model.params:
-        np.testing.assert_allclose(dev.params[name], model.params[name], rtol=1e-5, atol=1e-6, err_msg=name)
-    loss = dev.train_step(S, None)  # no masks: no dropout
-    assert loss == pytest.approx(model.train_step(S, {}), rel=1e-5)
 
 
 @pytest.mark.slow
