@@ -6,57 +6,64 @@ and the config mean is the Model's business; this module reads, writes and check
 """
 import json
 import os
-import tempfile
+import stat
 import zipfile
 
 import numpy as np
 
+from .common import write_atomically
 from .errors import CheckpointError
 from .params import OPTIMISER_STATES
 
 FORMAT = "biaxial_cu.checkpoint"
 VERSION = 1
 META_KEYS = ("config", "step", "rng_state")
+MAX_STEP = 2**63 - 1  # a step count beyond int64 is a damaged file
 
 
 def write_checkpoint(path, params, opt, meta):
     """params {name: host array}, opt {"Eg/name": host array}, meta (JSON-able dict) -> path,
-    through a temporary file in the same folder and a rename."""
+    atomically (common.write_atomically)."""
     path = os.fspath(path)
     arrays = {f"param/{k}": np.asarray(v) for k, v in params.items()}
     arrays.update({f"adadelta/{k}": np.asarray(v) for k, v in opt.items()})
     meta = {"format": FORMAT, "version": VERSION, **meta}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".ckpt-", suffix=".npz.tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 def read_checkpoint(path):
-    """({member: array}, meta dict) of a checkpoint file, or CheckpointError saying why."""
+    """({member: array}, meta dict) of a checkpoint file, or CheckpointError saying why (one line,
+    in our words: a damaged file is never met with a traceback or a hint to unpickle it)."""
     path = os.fspath(path)
+    _check_zip(path)
     try:
         with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
+            arrays = {}
+            for k in z.files:
+                try:
+                    arrays[k] = z[k]
+                except ValueError:  # numpy's text suggests allow_pickle: never ours
+                    raise CheckpointError(f"{path}: member {k!r} holds Python objects, not a plain "
+                                          "array; a biaxial_cu checkpoint never does (damaged or "
+                                          "foreign file, refused)") from None
+    except CheckpointError:
+        raise
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint file") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
-        raise CheckpointError(f"{path}: not a readable biaxial_cu checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(arrays, dict) or "meta" not in arrays:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, AttributeError) as e:
+        raise CheckpointError(f"{path}: not a readable biaxial_cu checkpoint "
+                              f"({type(e).__name__}: {_our_words(e)})") from None
+    if "meta" not in arrays:
         raise CheckpointError(f"{path}: not a biaxial_cu checkpoint (no 'meta' entry)")
+    raw = arrays["meta"]
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise CheckpointError(f"{path}: unreadable 'meta' entry (a {raw.dtype} array of shape "
+                              f"{raw.shape}, not bytes)")
     try:
-        meta = json.loads(arrays["meta"].astype(np.uint8).tobytes().decode())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{path}: unreadable 'meta' entry ({e})") from None
+        meta = json.loads(raw.tobytes().decode())
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise CheckpointError(f"{path}: unreadable 'meta' entry ({type(e).__name__})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a biaxial_cu checkpoint (format {meta.get('format') if isinstance(meta, dict) else None!r})")
     if meta.get("version") != VERSION:
@@ -65,7 +72,40 @@ def read_checkpoint(path):
     for key in META_KEYS:
         if key not in meta:
             raise CheckpointError(f"{path}: checkpoint meta lacks {key!r}")
+    step = meta["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP:
+        raise CheckpointError(f"{path}: bad step count in checkpoint meta ({str(step)[:40]}; "
+                              f"expected a whole number from 0 to {MAX_STEP})")
+    if not isinstance(meta["config"], dict):
+        raise CheckpointError(f"{path}: bad config in checkpoint (not a JSON object)")
     return arrays, meta
+
+
+def _check_zip(path):
+    """A checkpoint is a zip archive (.npz): anything else is refused before numpy reads it (numpy
+    would try to unpickle a file that is neither .npy nor .npz)."""
+    try:
+        info = os.stat(path)
+        if stat.S_ISDIR(info.st_mode):
+            raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block or never end
+            raise CheckpointError(f"{path}: not a regular file, not a checkpoint")
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: no such checkpoint file") from None
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({type(e).__name__}: "
+                              f"{e.strerror})") from None
+    if head[:2] != b"PK":
+        what = "empty" if not head else "not a zip archive"
+        raise CheckpointError(f"{path}: not a biaxial_cu checkpoint ({what}; a checkpoint is an "
+                              ".npz written by Model.save)")
+
+
+def _our_words(error):
+    text = " ".join(str(error).split())
+    return "refused" if "pickle" in text.lower() else text[:200]
 
 
 def state_arrays(path, arrays, shapes, dtype):

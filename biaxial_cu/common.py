@@ -1,5 +1,7 @@
 """The numbers every layer shares (MODEL_SPEC sections 1-3, 6) and the small helpers that go with
 them. kernels/common.cuh holds the same constants for the CUDA side."""
+import os
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,6 +11,7 @@ LOWEST_PITCH = 24
 N_FEATURES = 80  # note input features (MODEL_SPEC 2)
 SEGMENT_LEN = 128  # a training segment (MODEL_SPEC 6); generation seeds are step 0 of one
 SEGMENT_STRIDE = 16  # segment starts are multiples of 16 steps (one bar of 4/4)
+EXAMPLES = 3  # a long list in a message: its count and this many examples
 CELL_ACTIVATIONS = ("identity", "tanh")  # the candidate g's activation: the original's, or tanh
 ADADELTA_RHO, ADADELTA_EPS = 0.95, 1e-6  # MODEL_SPEC 5
 CLIP_NORM = 5.0  # each gradient segment (gate block) clipped to this L2 norm (MODEL_SPEC 5)
@@ -47,3 +50,37 @@ def check_int(value, what, minimum, not_int=TypeError):
     if value < minimum:
         raise ValueError(f"{what} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def summarize(items, examples=EXAMPLES):
+    """'n: a, b, c and k more' for a long list, the whole list when it is short."""
+    items = [str(i) for i in items]
+    if len(items) <= examples:
+        return ", ".join(items)
+    return f"{len(items)}: {', '.join(items[:examples])} and {len(items) - examples} more"
+
+
+def write_atomically(path, write, *, binary=True):
+    """Write a file through a temporary file in the same folder and a rename: a reader (or a run
+    that dies mid-write) sees the old file or the new one whole. write(f) writes the content.
+    The file follows the umask like any other output."""
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}-", suffix=".tmp",
+                               dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

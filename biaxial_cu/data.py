@@ -8,7 +8,9 @@ so that everything downstream (sampling with a seeded generator, the split) is r
   .mid/.midi file (any case) with read_state_matrix, and sorts the outcome into pieces and
   skipped files: unreadable (MidiError: one MidiWarning each, naming the file and the reason)
   and too short (< min_steps; no warning, they are listed in the report). Warnings raised
-  while reading a file (a meter that ends the piece, a cut at max_steps) pass through as is.
+  while reading a file (a meter that ends the piece, a cut at max_steps) pass through. Every
+  warning is one line (warn_one_line: no source line). Files that are not regular after
+  following links (a FIFO, a link to a device) or exceed midi.MAX_FILE_BYTES are unreadable.
   load_pieces is the same without the report.
 - sample_batch draws segments as the original did (MODEL_SPEC.md section 6): a piece uniformly
   among those at least seq_len long, then a start uniformly from range(0, T - seq_len + 1, 16)
@@ -29,6 +31,7 @@ from .midi import MidiWarning, read_state_matrix
 
 MIDI_SUFFIXES = (".mid", ".midi")
 TOO_SHORT = "too short"
+WARNING_ORIGIN = "biaxial_cu"  # the 'file' a folder load's warnings name: no source line is shown
 
 
 @dataclass
@@ -160,9 +163,8 @@ def _read_one(path, include_drums, max_steps):
             S, reason = None, _strip_name(str(e), path)
         except Exception as e:  # noqa: BLE001 - a bug in the reader must not stop a folder load
             S, reason = None, f"unexpected error while reading ({type(e).__name__}: {e})"
-    for record in caught:  # re-issue under the caller's filters
-        warnings.warn_explicit(record.message, record.category, record.filename, record.lineno,
-                               source=record.source)
+    for record in caught:  # re-issue under the caller's filters, one line each
+        warn_one_line(record.message, record.category)
     if S is None:
         return None, reason
     notes = "; ".join(_strip_name(str(record.message), path) for record in caught)
@@ -176,7 +178,15 @@ def _strip_name(message, path):
 
 
 def _warn_skipped(path, reason):
-    warnings.warn(f"skipped {path}: {reason}", MidiWarning, stacklevel=3)
+    warn_one_line(f"skipped {path}: {reason}", MidiWarning)
+
+
+def warn_one_line(message, category=MidiWarning):
+    """warnings.warn that prints as one line, 'biaxial_cu:0: MidiWarning: <message>', without a
+    source line (the message names the file; the line of our code that warned says nothing).
+    Filters and catch_warnings see it as any warning of that category."""
+    text = message if isinstance(message, Warning) else " ".join(str(message).split())
+    warnings.warn_explicit(text, category, WARNING_ORIGIN, 0, module="biaxial_cu.data")
 
 
 # ----------------------------------------------------------------------------- batches

@@ -8,13 +8,13 @@ dropout, beside two baselines on exactly the same predicted steps:
 - repeat: the previous step again, with probability 1 - 1e-3 (1e-3 for what it did not do).
 With --generated DIR, the statistics of generated pieces beside the held-out ones (table + PNG).
 """
-import argparse
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from . import cli
 from .backends.reference import summed_loss as loss_of_probabilities  # summed loss of P against y
 from .data import load_pieces, shipped_corpus_dir
 from .errors import CheckpointError
@@ -87,39 +87,56 @@ def stats_png(columns, path):
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m biaxial_cu.evaluate", description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(prog="python -m biaxial_cu.evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint")
-    ap.add_argument("music_dir", help="held-out pieces")
-    ap.add_argument("--train-dir", help="corpus for the marginal baseline (default: the shipped corpus)")
-    ap.add_argument("--generated", metavar="DIR", help="generated MIDI files to compare statistics with")
-    ap.add_argument("--json", metavar="OUT.json")
-    ap.add_argument("--png", metavar="OUT.png", help="statistics figure (with --generated)")
+    ap.add_argument("music_dir", type=cli.existing_folder, help="held-out pieces")
+    ap.add_argument("--train-dir", type=cli.existing_folder,
+                    help="corpus for the marginal baseline (default: the shipped corpus)")
+    ap.add_argument("--generated", metavar="DIR", type=cli.existing_folder,
+                    help="generated MIDI files to compare statistics with")
+    ap.add_argument("--json", metavar="OUT.json", help="results as JSON (overwritten if it exists)")
+    ap.add_argument("--png", metavar="OUT.png", help="statistics figure (needs --generated)")
     ap.add_argument("--backend", choices=["auto", "cuda", "numpy"], default="auto")
     return ap
+
+
+def check_outputs(a):
+    """--json and --png checked before any work: writable files, not folders, not the same file,
+    not the checkpoint or a file of an input folder; --png only with --generated."""
+    if a.png and not a.generated:
+        raise cli.UsageError("--png draws the statistics of --generated pieces; give --generated DIR")
+    cli.check_outputs([p for p in (a.json, a.png) if p], inputs=[a.checkpoint],
+                      input_folders=[a.music_dir, a.train_dir or shipped_corpus_dir(), a.generated])
 
 
 def main(argv=None):
     a = build_parser().parse_args(argv)
     try:
+        check_outputs(a)
+    except cli.UsageError as e:
+        return cli.fail(e)
+    try:
         model = Model.load(a.checkpoint, backend=a.backend)
         held_out = _pieces(a.music_dir)
         train = _pieces(a.train_dir or shipped_corpus_dir())
+        generated = _pieces(a.generated) if a.generated else None
     except (CheckpointError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return cli.fail(e)
     result = {"checkpoint": str(a.checkpoint), "pieces": len(held_out),
               "loss_per_note_step": evaluate(model, held_out, marginal_probabilities(train))}
     losses = result["loss_per_note_step"]
     print(f"{len(held_out)} pieces, {losses['note_steps']} note-steps; loss per note-step:")
     for name in ("model", "marginal", "repeat"):
         print(f"  {name:10} {losses[name]:.4f}")
-    if a.generated:
-        columns = {"held out": corpus_stats(held_out), "generated": corpus_stats(_pieces(a.generated))}
+    if generated is not None:
+        columns = {"held out": corpus_stats(held_out), "generated": corpus_stats(generated)}
         result["statistics"] = columns
         print(stats_table(columns))
         if a.png:
+            Path(a.png).parent.mkdir(parents=True, exist_ok=True)
             stats_png(columns, a.png)
     if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(result, indent=1))
     return 0
 

@@ -23,13 +23,13 @@ IEEE pow (0 ** 0 = 1, 0 ** negative = inf: adaptive conservativity may go to 0 o
 long silence, and then every note plays, which breaks the silence as in the original). No
 dropout at generation (inverted dropout needs no rescaling at inference).
 """
-import argparse
-import sys
+import math
 from pathlib import Path
 
 import numpy as np
 
 from .backends.pitch_sweep import CONSERVATIVITY_PULL_UP, CONSERVATIVITY_STEP_DOWN, MIN_NOTES_PLAYING
+from . import cli
 from .backends.numpy_backend import compose_host
 from .common import N_NOTES, SEGMENT_LEN, ComposeTrace, as_generator, check_int  # noqa: F401  (compose_trace's result)
 from .data import load_pieces, sample_batch, shipped_corpus_dir
@@ -198,18 +198,32 @@ def _check_trace(trace, n_pieces, steps):
 # ----------------------------------------------------------------------------- command line
 
 
+MAX_STEPS = 100_000  # --steps: the reader's default max_steps; (steps, 78, 2) uniforms of 125 MB
+MAX_COUNT = 1000  # --count
+
+
 def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m biaxial_cu.generate",
+    ap = cli.ArgumentParser(prog="python -m biaxial_cu.generate",
                                  description="Compose with a trained model (MODEL_SPEC section 7).")
     ap.add_argument("checkpoint")
-    ap.add_argument("--out", default="piece.mid", help="MIDI file (with --count K: piece_0.mid ...)")
-    ap.add_argument("--steps", type=int, default=128 * 10)
-    ap.add_argument("--count", type=int, default=1, help="pieces composed at once")
-    ap.add_argument("--seed", type=int, default=0, help="random seed (seed state and uniforms)")
-    ap.add_argument("--seed-from", metavar="DIR", help="seed from step 0 of a random segment of a "
-                    "piece in DIR (default: the shipped corpus)")
-    ap.add_argument("--silent-seed", action="store_true", help="start from a silent step")
-    ap.add_argument("--conservativity", type=float, default=1.0)
+    ap.add_argument("--out", default="piece.mid",
+                    help="MIDI file, overwritten if it exists (default piece.mid); with --count K: "
+                         "NAME_0.mid ... NAME_{K-1}.mid. Beside each, its piano roll (.png) and with "
+                         "--wav its audio (.wav): same name, other suffix; an --out ending .png or "
+                         ".wav, or one that would overwrite the checkpoint or a seed piece, is refused")
+    ap.add_argument("--steps", type=cli.int_in(0, MAX_STEPS), default=128 * 10,
+                    help=f"steps to compose after the seed (0..{MAX_STEPS}, default 1280)")
+    ap.add_argument("--count", type=cli.int_in(1, MAX_COUNT), default=1,
+                    help=f"pieces composed at once (1..{MAX_COUNT})")
+    ap.add_argument("--seed", type=cli.int_at_least(0), default=0,
+                    help="random seed (seed state and uniforms), >= 0")
+    seed = ap.add_mutually_exclusive_group()
+    seed.add_argument("--seed-from", metavar="DIR", type=cli.existing_folder,
+                      help="seed from step 0 of a random segment of a piece in DIR (default: the "
+                           "shipped corpus)")
+    seed.add_argument("--silent-seed", action="store_true", help="start from a silent step")
+    ap.add_argument("--conservativity", type=cli.float_in(0, math.inf, low_open=True, high_open=True),
+                    default=1.0, help="a finite number > 0 (default 1)")
     ap.add_argument("--no-adaptive", action="store_true", help="keep conservativity fixed")
     ap.add_argument("--backend", choices=["auto", "cuda", "numpy"], default="auto")
     ap.add_argument("--no-png", action="store_true", help="no piano-roll PNG")
@@ -217,19 +231,38 @@ def build_parser():
     return ap
 
 
+def output_paths(a):
+    """[(midi, png or None, wav or None)] per piece for parsed arguments, checked before any work:
+    distinct files (a MIDI never overwritten by its own picture or audio), none a folder, the
+    checkpoint or an existing file of the seed folder; UsageError otherwise."""
+    out = Path(a.out)
+    if out.suffix.lower() in (".png", ".wav"):
+        raise cli.UsageError(f"--out {a.out}: the MIDI file would be overwritten by its "
+                             f"{out.suffix.lower()[1:].upper()} (written beside it with that "
+                             "suffix); give a .mid name")
+    midis = [out] if a.count == 1 else [out.with_name(f"{out.stem}_{k}{out.suffix}")
+                                        for k in range(a.count)]
+    pieces = [(m, None if a.no_png else m.with_suffix(".png"), m.with_suffix(".wav") if a.wav else None)
+              for m in midis]
+    seed_folder = None if a.silent_seed else (a.seed_from or shipped_corpus_dir())
+    cli.check_outputs([p for triple in pieces for p in triple if p is not None],
+                      inputs=[a.checkpoint], input_folders=[seed_folder])
+    return pieces
+
+
 def main(argv=None):
     a = build_parser().parse_args(argv)
     try:
-        if a.count < 1 or a.steps < 0:
-            raise ValueError("--count must be >= 1 and --steps >= 0")
+        outputs = output_paths(a)
+    except cli.UsageError as e:
+        return cli.fail(e)
+    try:
         model = Model.load(a.checkpoint, backend=a.backend)
         rng = np.random.default_rng(a.seed)
         if a.silent_seed:
             seeds = np.zeros((a.count, N_NOTES, 2), np.uint8)
         else:
-            folder = Path(a.seed_from) if a.seed_from else shipped_corpus_dir()
-            if not folder.is_dir():
-                raise ValueError(f"no such folder: {folder}")
+            folder = a.seed_from or shipped_corpus_dir()
             pieces = load_pieces(folder, min_steps=1)
             if not pieces:
                 raise ValueError(f"no usable pieces to seed from in {folder}")
@@ -238,17 +271,14 @@ def main(argv=None):
         composed = compose(model, seeds, a.steps, conservativity=a.conservativity,
                            adaptive=not a.no_adaptive, rng=rng)  # (K, steps+1, 78, 2)
     except (CheckpointError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    paths = [out] if a.count == 1 else [out.with_name(f"{out.stem}_{k}{out.suffix}") for k in range(a.count)]
-    for piece, path in zip(composed, paths):
+        return cli.fail(e)
+    for piece, (path, png, wav) in zip(composed, outputs):
+        path.parent.mkdir(parents=True, exist_ok=True)
         write_state_matrix(piece, path)
-        if not a.no_png:
-            piano_roll_png(piece, path.with_suffix(".png"), title=path.name)
-        if a.wav:
-            render_wav(path, path.with_suffix(".wav"))
+        if png is not None:
+            piano_roll_png(piece, png, title=path.name)
+        if wav is not None:
+            render_wav(path, wav)
         print(f"wrote {path} ({a.steps} steps, backend {model.backend})")
     return 0
 

@@ -7,12 +7,11 @@ Runs the model's forward pass (Model.forward, no dropout) over the piece and wri
   along time for every note, pitch layers along the notes of every step);
 - prediction.png: the model's P(play) beside the real piano roll.
 """
-import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
+from . import cli
 from .errors import CheckpointError, MidiError
 from .midi import read_state_matrix
 from .model import Model
@@ -47,7 +46,7 @@ def write_pictures(acts, out, unit=None):
     for name, h in acts.items():
         if not name.startswith(("time.", "pitch.")):
             continue
-        image = (h.mean(axis=2) if unit is None else h[:, :, min(unit, h.shape[2] - 1)]).T  # (78, T-1)
+        image = (h.mean(axis=2) if unit is None else h[:, :, unit]).T  # (78, T-1)
         what = "mean over units" if unit is None else f"unit {unit}"
         path = out / f"{name.replace('.', '_')}.png"
         _heatmap(plt, image, f"{name} ({what})", path)
@@ -64,23 +63,54 @@ def write_pictures(acts, out, unit=None):
     return written + [out / "prediction.png"]
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m biaxial_cu.inspect", description=__doc__.split("\n\n")[0])
+def build_parser():
+    ap = cli.ArgumentParser(prog="python -m biaxial_cu.inspect", description=__doc__.split("\n\n")[0])
     ap.add_argument("checkpoint")
     ap.add_argument("piece")
-    ap.add_argument("--out", default="inspect")
-    ap.add_argument("--max-steps", type=int, default=512)
-    ap.add_argument("--unit", type=int, help="show one unit instead of the mean")
-    a = ap.parse_args(argv)
+    ap.add_argument("--out", default="inspect",
+                    help="output folder (made if needed; its files of earlier runs are overwritten)")
+    ap.add_argument("--max-steps", type=cli.int_at_least(2), default=512,
+                    help="read at most this many steps of the piece (>= 2, default 512)")
+    ap.add_argument("--unit", type=cli.int_at_least(0),
+                    help="show one unit instead of the mean (below the smallest layer size)")
+    return ap
+
+
+def output_files(out, config):
+    """The files inspect writes in folder out for a model config."""
+    layers = [f"time_{k}" for k in range(len(config["t_layer_sizes"]))] + \
+             [f"pitch_{k}" for k in range(len(config["p_layer_sizes"]))]
+    return [out / "activations.npz"] + [out / f"{name}.png" for name in layers] + [out / "prediction.png"]
+
+
+def check_unit(unit, config):
+    """--unit against every layer's size: an error, never a silent clamp."""
+    sizes = {f"time.{k}": H for k, H in enumerate(config["t_layer_sizes"])}
+    sizes.update({f"pitch.{k}": H for k, H in enumerate(config["p_layer_sizes"])})
+    name, smallest = min(sizes.items(), key=lambda item: item[1])
+    if unit is not None and unit >= smallest:
+        raise cli.UsageError(f"--unit {unit}: layer {name} has {smallest} units (0..{smallest - 1}); "
+                             f"give --unit below {smallest}")
+
+
+def main(argv=None):
+    a = build_parser().parse_args(argv)
+    try:
+        out = cli.check_output_folder(a.out)
+        for path in (a.checkpoint, a.piece):
+            if cli._same(path) == cli._same(out):
+                raise cli.UsageError(f"--out {a.out} is the input {path}; give another folder")
+    except cli.UsageError as e:
+        return cli.fail(e)
     try:
         model = Model.load(a.checkpoint, backend="numpy")
+        check_unit(a.unit, model.config)
+        cli.check_outputs(output_files(out, model.config), inputs=[a.checkpoint, a.piece])
         S = read_state_matrix(a.piece)[:a.max_steps]
         if len(S) < 2:
             raise ValueError(f"{a.piece}: {len(S)} step(s); need at least 2")
-    except (CheckpointError, MidiError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    out = Path(a.out)
+    except (cli.UsageError, CheckpointError, MidiError, ValueError) as e:
+        return cli.fail(e)
     out.mkdir(parents=True, exist_ok=True)
     acts, loss = activations(model, S)
     np.savez(out / "activations.npz", **acts)

@@ -5,7 +5,8 @@ S has shape (T, 78, 2), uint8: S[t, n, 0] = note n (MIDI pitch n + 24) sounds du
 note, q = ticks_per_beat / 4 ticks (a real number).
 
 Reading (MIDI -> S), in four passes:
-  1. bytes: the whole file is read into memory; we check the 14-byte header ourselves (MThd,
+  1. bytes: the whole file is read into memory (a regular file of at most MAX_FILE_BYTES,
+     64 MB; a FIFO, a device or a bigger file is refused); we check the 14-byte header ourselves (MThd,
      format 0/1, ticks per beat > 0, no SMPTE timing, at most MAX_TRACKS tracks) so that each
      refusal has a clear reason, then mido parses the tracks from an in-memory buffer. Every
      failure of the parse (mido raises OSError, EOFError, ValueError, KeyError, IndexError,
@@ -30,6 +31,7 @@ articulated, last step silent) reads back exactly for tpb >= 8.
 """
 import io
 import os
+import stat
 import struct
 import warnings
 
@@ -47,6 +49,7 @@ MAX_TRACKS = 32767  # mido reads the track count as a signed 16-bit number; more
 MAX_STEPS_LIMIT = 2**31 - 1  # largest max_steps accepted (keeps tick arithmetic in int64)
 MIN_WRITE_TICKS_PER_BEAT = 8  # smallest ticks_per_beat written (exact round trip from 8 on)
 MAX_WRITE_TICKS_PER_BEAT = 32767  # the header's division field is 15 bits
+MAX_FILE_BYTES = 64 * 2**20  # larger files are refused (MidiError) before being read whole
 
 
 class MidiWarning(UserWarning):
@@ -109,13 +112,33 @@ def _check_max_steps(max_steps):
 
 
 def _read_file_bytes(name):
+    """The file's bytes: a regular file (after following links) of at most MAX_FILE_BYTES, or
+    MidiError. Opened without blocking and checked with fstat, so a FIFO, a device (a link to
+    /dev/zero or /dev/urandom) or a folder named x.mid is refused at once, never read forever."""
     try:
-        with open(name, "rb") as file:
-            return file.read()
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise MidiError(f"{name}: no such file") from None
-    except (OSError, ValueError) as e:  # a folder, no permission, an odd path ...
-        raise MidiError(f"{name}: cannot read the file ({type(e).__name__}: {e})") from e
+    except (OSError, ValueError) as e:  # no permission, an odd path ...
+        raise MidiError(f"{name}: cannot read the file ({type(e).__name__}: {e})") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise MidiError(f"{name}: is a folder, not a MIDI file")
+        if not stat.S_ISREG(info.st_mode):
+            raise MidiError(f"{name}: not a regular file (a FIFO, socket or device); not read")
+        data = b""
+        if info.st_size <= MAX_FILE_BYTES:  # read what fstat says, one more to see growth
+            with os.fdopen(fd, "rb", closefd=False) as file:
+                data = file.read(info.st_size + 1)
+        if info.st_size > MAX_FILE_BYTES or len(data) > MAX_FILE_BYTES:
+            raise MidiError(f"{name}: larger than {MAX_FILE_BYTES // 2**20} MB (MAX_FILE_BYTES); "
+                            "not read (MIDI files are rarely over 1 MB)")
+    except OSError as e:
+        raise MidiError(f"{name}: cannot read the file ({type(e).__name__}: {e})") from None
+    finally:
+        os.close(fd)
+    return data
 
 
 def _check_header(data, name):

@@ -15,9 +15,9 @@ import numpy as np
 from .backends.cuda import CudaBackend, cuda_unavailable_reason
 from .backends.numpy_backend import NumpyBackend
 from .checkpoint import read_checkpoint, state_arrays, write_checkpoint
-from .common import CELL_ACTIVATIONS, N_NOTES, to_host
+from .common import CELL_ACTIVATIONS, N_NOTES, summarize, to_host
 from .errors import CheckpointError
-from .params import OPTIMISER_STATES, check_sizes, init_params, param_shapes
+from .params import OPTIMISER_STATES, check_sizes, init_params, mask_shapes, param_shapes
 
 log = logging.getLogger("biaxial_cu")
 
@@ -63,6 +63,28 @@ def check_batch(batch):
     if not np.isin(batch, (0, 1)).all():
         raise ValueError("a batch must hold only 0 and 1")
     return batch
+
+
+def check_masks(masks, config, B, T):
+    """masks as given, when it is a dict of exactly the layers of config with the shapes of a
+    (B, T, 78, 2) batch (params.mask_shapes); ValueError naming what is missing, extra or wrong."""
+    if not isinstance(masks, dict):
+        raise ValueError(f"masks must be None or a dict of layer name -> mask array (as "
+                         f"dropout_masks returns), got {type(masks).__name__}")
+    want = mask_shapes(config, B, T)
+    missing, extra = [k for k in want if k not in masks], sorted(map(str, set(masks) - set(want)))
+    if missing or extra:
+        parts = ([f"missing {summarize(missing)}"] if missing else []) + \
+                ([f"unexpected {summarize(extra)}"] if extra else [])
+        hint = " (masks={} does not mean no dropout: pass None, or use a model with dropout=0.0)" \
+            if not masks else ""
+        raise ValueError(f"masks must have exactly the model's layers {list(want)}: "
+                         f"{'; '.join(parts)}{hint}")
+    wrong = [f"{k} {tuple(np.shape(masks[k]))} (needs {shape})" for k, shape in want.items()
+             if tuple(np.shape(masks[k])) != shape]
+    if wrong:
+        raise ValueError(f"masks of the wrong shape for a batch of B={B}, T={T}: {summarize(wrong)}")
+    return masks
 
 
 class Model:
@@ -135,9 +157,13 @@ class Model:
         return self.engine.dropout_masks(B, T, self.dropout, self.rng)
 
     def _masks_for(self, batch, masks):
-        if masks is not None or self.dropout == 0:
-            return masks
-        return self.dropout_masks(*batch.shape[:2])
+        """masks=None: fresh masks when dropout > 0, none when dropout == 0 (to train without
+        dropout, use a model with dropout=0.0). A dict: exactly the model's layers ("time.k",
+        "pitch.k") with mask_shapes' shapes for this batch, else ValueError (an empty or partial
+        dict is never read as "no dropout")."""
+        if masks is None:
+            return None if self.dropout == 0 else self.dropout_masks(*batch.shape[:2])
+        return check_masks(masks, self.config, *batch.shape[:2])
 
     # ------------------------------------------------------------------ public API
 

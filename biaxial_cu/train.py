@@ -1,31 +1,74 @@
 """python -m biaxial_cu.train [MUSIC_DIR]: train the biaxial model, with progress, validation,
 checkpoints that resume exactly, samples to look at, and clear errors.
 
-Batch i is drawn from a generator seeded with (seed, i), and dropout masks come from the model's
-own generator, which checkpoints carry: a run resumed from a checkpoint gives the same parameters
-as one that never stopped. For tests, BIAXIAL_CU_INJECT_NAN_AT=i poisons a parameter after batch i.
+A run folder (--out) belongs to one run: run.json records its settings, log.jsonl its rows (one
+whole line each), latest.npz and checkpoint_NNNNNN.npz its checkpoints, each with a
+NAME.losses.json sidecar holding the train losses since the last log row. `--resume FOLDER`
+(or a checkpoint in it) continues the run with its recorded settings: the parameters and the log
+rows are those of a run that never stopped. Batch i is drawn from a generator seeded with
+(seed, i), and dropout masks come from the model's own generator, which checkpoints carry.
+
+For tests, BIAXIAL_CU_INJECT_NAN_AT=i poisons a parameter after batch i, and
+BIAXIAL_CU_INTERRUPT_AT=i sends this process SIGINT (a Ctrl-C) during batch i.
 """
-import argparse
-import json
-import os
 import signal
 import sys
-import time
-from pathlib import Path
 
-import numpy as np
+EXIT_INTERRUPTED = 130
 
-from .data import load_pieces_report, sample_batch, shipped_corpus_dir, split_pieces
-from .errors import CheckpointError
-from .generate import compose, seed_from_pieces
-from .midi import write_state_matrix
-from .model import Model
-from .viz import piano_roll_png, training_curve_png
+if __name__ == "__main__":  # Ctrl-C while the imports below run: one line, no traceback
+    def _interrupted_at_start(*_):
+        print("interrupted while starting; nothing was written", file=sys.stderr)
+        raise SystemExit(EXIT_INTERRUPTED)
 
-EXIT_USAGE, EXIT_NAN, EXIT_INTERRUPTED = 2, 3, 130
+    signal.signal(signal.SIGINT, _interrupted_at_start)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import shlex  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from . import cli  # noqa: E402
+from .cli import UsageError, float_in, int_at_least  # noqa: E402
+from .common import N_NOTES, summarize, write_atomically  # noqa: E402
+from .errors import CheckpointError  # noqa: E402
+
+EXIT_USAGE, EXIT_NAN = cli.EXIT_USAGE, 3
+RUN_FILE, LOG_FILE, LATEST = "run.json", "log.jsonl", "latest.npz"
+RUN_VERSION = 1
+# A model whose parameters, optimiser state and gradients (4 float32 copies) plus one batch's
+# activations (ACTIVATION_FLOATS floats per unit, note and step) exceed this is refused before any
+# work: on the cuda backend MAX_MODEL_BYTES, on the numpy backend this machine's memory as well.
+MAX_MODEL_BYTES = 256 * 2 ** 30
+ACTIVATION_FLOATS = 6
+
+# Recorded settings: key (the argparse dest) -> (flag, default). A resumed run takes them from
+# run.json; given on the command line they must agree, except CHANGEABLE ones.
+SETTINGS = {
+    "music_dir": ("MUSIC_DIR", None), "t_layers": ("--t-layers", [300, 300]),
+    "p_layers": ("--p-layers", [100, 50]), "dropout": ("--dropout", 0.5),
+    "cell_activation": ("--cell-activation", "identity"), "seed": ("--seed", 0),
+    "batch_size": ("--batch-size", 10), "seq_len": ("--seq-len", 128),
+    "validation_fraction": ("--validation-fraction", 0.1), "validation_batches": ("--validation-batches", 4),
+    "backend": ("--backend", "auto"), "tf32": ("--tf32", False), "log_every": ("--log-every", 100),
+    "sample_every": ("--sample-every", 500), "early_sample_every": ("--early-sample-every", 100),
+    "early_until": ("--early-until", 1000), "sample_steps": ("--sample-steps", 256),
+    "batches": ("--batches", 10000),
+}
+MODEL_SETTINGS = {"t_layers": "t_layer_sizes", "p_layers": "p_layer_sizes", "dropout": "dropout",
+                  "cell_activation": "cell_activation", "tf32": "tf32"}
+CHANGEABLE = {"batches": "train further (or stop sooner)", "backend": "move a run to another machine"}
+RUN_FILES = ("run.json", "log.jsonl", "curve.png", "latest.npz", "latest.losses.json", "checkpoint_*.npz",
+             "checkpoint_*.losses.json", "sample_*.mid", "sample_*.png")
 
 
-class TrainError(Exception):
+class TrainError(UsageError):
     """A problem the user can fix: printed as one line, exit code 2."""
 
 
@@ -40,157 +83,434 @@ def parse_sizes(text):
 
 
 def build_parser():
-    ap = argparse.ArgumentParser(prog="python -m biaxial_cu.train", description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(prog="python -m biaxial_cu.train", description=__doc__.split("\n\n")[0])
     ap.add_argument("music_dir", nargs="?", help="folder of MIDI files (default: the shipped corpus)")
-    ap.add_argument("--out", default="runs/biaxial", help="output folder (default runs/biaxial)")
-    ap.add_argument("--batches", type=int, default=10000)
-    ap.add_argument("--batch-size", type=int, default=10)
-    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--out", default=None, help="output folder, one run's (default runs/biaxial)")
+    ap.add_argument("--resume", metavar="RUN", help="continue the run in this folder (or from this checkpoint "
+                    "in it) with its recorded settings; flags that contradict them are refused")
+    ap.add_argument("--force", action="store_true", help="start a new run in a folder that holds another: "
+                    "its files are moved to OUT/previous-N first (nothing is deleted)")
+    ap.add_argument("--batches", type=int_at_least(1), default=None,
+                    help="train until this many batches (default 10000); may be changed on --resume")
+    ap.add_argument("--batch-size", type=int_at_least(1), default=None, help="default 10")
+    ap.add_argument("--seq-len", type=int_at_least(2), default=None, help="steps per segment (default 128)")
     ap.add_argument("--t-layers", type=parse_sizes, default=None, help="time layer sizes (300,300)")
     ap.add_argument("--p-layers", type=parse_sizes, default=None, help="pitch layer sizes (100,50)")
-    ap.add_argument("--dropout", type=float, default=None, help="0.5")
+    ap.add_argument("--dropout", type=float_in(0, 1, high_open=True), default=None, help="in [0, 1) (0.5)")
     ap.add_argument("--cell-activation", choices=["identity", "tanh"], default=None)
-    ap.add_argument("--backend", choices=["auto", "cuda", "numpy"], default="auto")
+    ap.add_argument("--backend", choices=["auto", "cuda", "numpy"], default=None,
+                    help="default auto; may be changed on --resume")
     ap.add_argument("--tf32", action="store_true", default=None,
                     help="cuda backend: matrix products on TF32 tensor cores (as cuDNN's default), "
                          "the rest fp32; recorded in the checkpoint (a resumed run keeps it)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--resume", metavar="CHECKPOINT")
-    ap.add_argument("--validation-fraction", type=float, default=0.1)
-    ap.add_argument("--validation-batches", type=int, default=4)
-    ap.add_argument("--log-every", type=int, default=100)
-    ap.add_argument("--sample-every", type=int, default=500, help="sample + checkpoint interval")
-    ap.add_argument("--early-sample-every", type=int, default=100)
-    ap.add_argument("--early-until", type=int, default=1000)
-    ap.add_argument("--sample-steps", type=int, default=256, help="length of samples written")
+    ap.add_argument("--seed", type=int_at_least(0), default=None, help="default 0")
+    ap.add_argument("--validation-fraction", type=float_in(0, 1, high_open=True), default=None,
+                    help="share of the pieces held out, in [0, 1) (0.1)")
+    ap.add_argument("--validation-batches", type=int_at_least(0), default=None,
+                    help="held-out batches per log row (default 4; 0 = no validation)")
+    ap.add_argument("--log-every", type=int_at_least(1), default=None, help="log row interval (100)")
+    ap.add_argument("--sample-every", type=int_at_least(0), default=None,
+                    help="sample + checkpoint interval (500; 0 = only at the end)")
+    ap.add_argument("--early-sample-every", type=int_at_least(0), default=None,
+                    help="the interval until --early-until (100; 0 = --sample-every throughout)")
+    ap.add_argument("--early-until", type=int_at_least(0), default=None,
+                    help="last batch of the early interval (1000; 0 = no early interval)")
+    ap.add_argument("--sample-steps", type=int_at_least(0), default=None,
+                    help="length of samples written (256; 0 = write no samples)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap
 
 
+# ----------------------------------------------------------------------------- the run folder
+
+
+def write_json_atomic(path, value):
+    write_atomically(path, lambda f: f.write(json.dumps(value, indent=1) + "\n"), binary=False)
+
+
+def sidecar(checkpoint):
+    """Where a checkpoint's train losses since the last log row are kept."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".losses.json")
+
+
+def run_markers(folder):
+    """The files that say folder holds a run."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    names = [n for n in (RUN_FILE, LATEST, LOG_FILE) if (folder / n).exists()]
+    return names + sorted(p.name for p in folder.glob("checkpoint_*.npz"))[:1]
+
+
+def resume_hint(folder):
+    return f"python -m biaxial_cu.train --resume {shlex.quote(str(folder))}"
+
+
+def locate_resume(text):
+    """(run folder, checkpoint or None) of a --resume argument."""
+    path = Path(text)
+    if path.is_dir():
+        if not run_markers(path):
+            raise TrainError(f"--resume {text}: the folder holds no run (no {RUN_FILE} or {LATEST})")
+        return path, (path / LATEST if (path / LATEST).is_file() else None)
+    if path.is_file():
+        return path.parent, path
+    raise TrainError(f"--resume {text}: no such run folder or checkpoint")
+
+
+def normal(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def shown(key, value):
+    if key == "tf32":
+        return "on" if value else "off"
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def settings(a, recorded, where):
+    """The run's settings: recorded ones (a resumed run), else the command line's, else defaults."""
+    s = {}
+    for key, (flag, default) in SETTINGS.items():
+        given = normal(getattr(a, key))
+        if key == "music_dir" and given is not None:
+            given = os.path.abspath(given)
+        if key in recorded and recorded[key] is not None:
+            have = recorded[key]
+            same = given is None or (os.path.realpath(given) == os.path.realpath(have)
+                                     if key == "music_dir" else given == have)
+            if not same and key not in CHANGEABLE:
+                raise TrainError(f"{flag} {shown(key, given)} contradicts this run's {shown(key, have)} "
+                                 f"(recorded in {where}); leave {flag} out to resume the run, or start a "
+                                 f"new one with another --out or --force")
+            s[key] = have if given is None else given
+        else:
+            s[key] = default if given is None else given
+    if s["music_dir"] is None:
+        from .data import shipped_corpus_dir
+
+        s["music_dir"] = str(shipped_corpus_dir())
+    return SimpleNamespace(**s)
+
+
+def read_recorded(folder, checkpoint):
+    """(recorded settings, where they come from) of a run to resume."""
+    path = folder / RUN_FILE
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+            return dict(data["settings"]), path
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise TrainError(f"{path} cannot be read ({e}); start a new run with --force") from None
+    if checkpoint is None:
+        raise TrainError(f"{folder} holds no {RUN_FILE} and no {LATEST} to resume")
+    from .checkpoint import read_checkpoint
+
+    _, meta = read_checkpoint(checkpoint)  # a run from before run.json: the model's own settings
+    config = meta.get("config", {})
+    return {key: config.get(name) for key, name in MODEL_SETTINGS.items()}, checkpoint
+
+
+def model_bytes(t_layers, p_layers, batch_size, seq_len):
+    """An estimate of the memory training needs (bytes): see MAX_MODEL_BYTES."""
+    from .params import param_shapes
+
+    params = sum(math.prod(shape) for shape in param_shapes(t_layers, p_layers).values())
+    units = sum(t_layers) + sum(p_layers)
+    return 4 * 4 * params + 4 * ACTIVATION_FLOATS * batch_size * (seq_len - 1) * N_NOTES * units
+
+
+def memory_limit(backend):
+    """(bytes, what they are) a model on this backend may need at most."""
+    if backend == "numpy":
+        try:
+            ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            if ram < MAX_MODEL_BYTES:
+                return ram, "this machine's memory"
+        except (ValueError, OSError, AttributeError):
+            pass
+    return MAX_MODEL_BYTES, "the limit"
+
+
+def check_size(s):
+    from .model import choose_backend
+
+    limit, what = memory_limit(choose_backend(s.backend, "float32"))
+    need = model_bytes(s.t_layers, s.p_layers, s.batch_size, s.seq_len)
+    if need > limit:
+        raise TrainError(f"layers time {shown('t', s.t_layers)} pitch {shown('p', s.p_layers)} with "
+                         f"--batch-size {s.batch_size} --seq-len {s.seq_len} would need about "
+                         f"{need / 2 ** 30:.0f} GiB (parameters, optimiser state, gradients and one "
+                         f"batch's activations); {what} is {limit / 2 ** 30:.0f} GiB")
+
+
+def make_model(s, checkpoint):
+    from .model import Model
+
+    try:
+        if checkpoint is not None:
+            model = Model.load(checkpoint, backend=s.backend, tf32=bool(s.tf32))
+            for key, name in MODEL_SETTINGS.items():
+                if key != "tf32" and model.config[name] != getattr(s, key):
+                    raise TrainError(f"{checkpoint} was trained with {name}={model.config[name]}, "
+                                     f"not the run's {shown(key, getattr(s, key))}")
+            return model
+        return Model(s.t_layers, s.p_layers, s.dropout, s.cell_activation, backend=s.backend, seed=s.seed,
+                     tf32=bool(s.tf32))
+    except MemoryError:
+        raise TrainError(f"not enough memory for a model with layers time {shown('t', s.t_layers)} "
+                         f"pitch {shown('p', s.p_layers)}") from None
+
+
 def load_music(folder, min_steps):
-    folder = Path(folder) if folder else shipped_corpus_dir()
+    from .data import load_pieces_report
+
+    folder = Path(folder)
     if not folder.exists():
         raise TrainError(f"no such folder: {folder}")
     if not folder.is_dir():
         raise TrainError(f"not a folder: {folder}")
+    print(f"loading {folder} ...", flush=True)
     report = load_pieces_report(folder, min_steps=min_steps)
     if not report.pieces:
-        why = "; ".join(f"{name}: {reason}" for name, reason in sorted(report.skipped.items()))
+        why = summarize(f"{name}: {reason}" for name, reason in report.skipped.items())
         raise TrainError(f"no usable pieces in {folder}" + (f" ({why})" if why else " (no MIDI files)"))
     return report
 
 
-def make_model(a):
-    flags = {"t_layer_sizes": a.t_layers, "p_layer_sizes": a.p_layers, "dropout": a.dropout,
-             "cell_activation": a.cell_activation}
-    if a.resume:
-        model = Model.load(a.resume, backend=a.backend, tf32=a.tf32)
-        for key, value in flags.items():
-            have = model.config[key]
-            if value is not None and (list(value) if isinstance(value, tuple) else value) != have:
-                raise TrainError(f"{a.resume} was trained with {key}={have}, not {value}")
-        return model
-    defaults = {"t_layer_sizes": (300, 300), "p_layer_sizes": (100, 50), "dropout": 0.5,
-                "cell_activation": "identity"}
-    return Model(**{k: defaults[k] if v is None else v for k, v in flags.items()},
-                 backend=a.backend, seed=a.seed, tf32=bool(a.tf32))
+def move_aside(out):
+    """Move an earlier run's files to out/previous-N; returns that folder (None: nothing to move)."""
+    files = sorted({p for pattern in RUN_FILES for p in out.glob(pattern) if p.is_file()})
+    if not files:
+        return None
+    n = 1
+    while (out / f"previous-{n}").exists():
+        n += 1
+    aside = out / f"previous-{n}"
+    aside.mkdir()
+    for p in files:
+        os.replace(p, aside / p.name)
+    return aside
+
+
+def resume_log(path, step):
+    """Keep the rows up to step (the checkpoint's); cut a torn last line with one warning.
+    Returns the seconds of the last row kept (0.0 without one)."""
+    if not path.is_file():
+        return 0.0
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    torn = lines.pop()  # b"" when the file ends with a newline
+    rows, bad = [], []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            bad.append(line)
+    if not torn and bad and bad[-1] is lines[-1]:
+        torn, bad = bad[-1], bad[:-1]
+    if torn:
+        print(f"warning: {path}: cut off a torn last line (the run stopped while writing it)", file=sys.stderr)
+    if bad:
+        print(f"warning: {path}: left out {len(bad)} line(s) that are not JSON rows", file=sys.stderr)
+    kept = [r for r in rows if isinstance(r, dict) and r.get("batch", math.inf) <= step]
+    if len(kept) < len(rows):
+        print(f"{path}: cut {len(rows) - len(kept)} row(s) after batch {step}, the checkpoint's; "
+              f"this run writes them again", flush=True)
+    if torn or bad or len(kept) < len(rows):
+        write_atomically(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept)), binary=False)
+    return float(kept[-1].get("seconds", 0.0)) if kept else 0.0
+
+
+def resume_losses(checkpoint, step):
+    """The train losses since the last log row, kept beside the checkpoint, and the seconds."""
+    path = sidecar(checkpoint)
+    try:
+        data = json.loads(path.read_text())
+        if data["step"] == step:
+            return [float(x) for x in data["losses"]], float(data["seconds"])
+        why = f"it is for batch {data['step']}"
+    except FileNotFoundError:
+        why = "it is missing"
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        why = f"it cannot be read ({e})"
+    print(f"warning: {path}: {why}; the next log row's train loss averages only the batches after "
+          f"batch {step}", file=sys.stderr)
+    return [], None
+
+
+# ----------------------------------------------------------------------------- training
 
 
 def finite(model, loss):
     return bool(np.isfinite(loss)) and model.parameters_finite()
 
 
-def write_sample(model, pieces, out, batch, a):
-    rng = np.random.default_rng([a.seed, 1, batch])
-    piece = compose(model, seed_from_pieces(pieces, rng, seq_len=a.seq_len), a.sample_steps, rng=rng)
+def write_sample(model, pieces, out, batch, s):
+    from .generate import compose, seed_from_pieces
+    from .midi import write_state_matrix
+    from .viz import piano_roll_png
+
+    rng = np.random.default_rng([s.seed, 1, batch])
+    piece = compose(model, seed_from_pieces(pieces, rng, seq_len=s.seq_len), s.sample_steps, rng=rng)
     write_state_matrix(piece, out / f"sample_{batch:06d}.mid")
     piano_roll_png(piece, out / f"sample_{batch:06d}.png", title=f"sample after batch {batch}")
 
 
-def save_checkpoint(model, out, batch):
-    model.save(out / f"checkpoint_{batch:06d}.npz")
-    model.save(out / "latest.npz")
-    return out / "latest.npz"
+def save_checkpoint(model, out, losses, seconds):
+    for path in (out / f"checkpoint_{model.step:06d}.npz", out / LATEST):
+        model.save(path)
+        write_json_atomic(sidecar(path), {"step": model.step, "losses": losses, "seconds": seconds})
+    return out / LATEST
+
+
+def checkpoint_due(batch, s):
+    if batch == s.batches:
+        return True
+    early = s.early_until and s.early_sample_every and batch <= s.early_until
+    every = s.early_sample_every if early else s.sample_every
+    return bool(every) and batch % every == 0
+
+
+def prepare(a):
+    """Everything checked and loaded before a file is written: (settings, model, pieces, out,
+    checkpoint, recorded)."""
+    if a.resume:
+        out, checkpoint = locate_resume(a.resume)
+        if a.out is not None and os.path.realpath(a.out) != os.path.realpath(out):
+            raise TrainError(f"--out {a.out} is not the folder of --resume {a.resume} ({out}); "
+                             f"a resumed run writes into its own folder (leave --out out)")
+        recorded, where = read_recorded(out, checkpoint)
+    else:
+        out, checkpoint, recorded, where = Path(a.out or "runs/biaxial"), None, {}, None
+        markers = run_markers(out)
+        if markers and not a.force:
+            raise TrainError(f"{out} holds another run ({', '.join(markers)}); continue it with "
+                             f"{resume_hint(out)}, or start a new run there with --force (moves its "
+                             f"files to {out}/previous-N)")
+    cli.check_output_folder(out)
+    s = settings(a, recorded, where)
+    check_size(s)
+    model = make_model(s, checkpoint)
+    from .data import split_pieces
+
+    report = load_music(s.music_dir, s.seq_len)
+    train_pieces, valid_pieces = split_pieces(report.pieces, s.validation_fraction, seed=s.seed)
+    print(report.summary() + f"; {len(train_pieces)} for training, {len(valid_pieces)} held out", flush=True)
+    skipped = [f"{name}: {reason}" for name, reason in report.skipped.items()]
+    if skipped:
+        print(f"  skipped {summarize(skipped, examples=10)}", flush=True)
+    if not any(len(p) >= s.seq_len for p in train_pieces.values()):
+        raise TrainError(f"no training piece has {s.seq_len} steps (--seq-len)")
+    return s, model, (train_pieces, valid_pieces), out, checkpoint, recorded
 
 
 def train(a):
-    report = load_music(a.music_dir, a.seq_len)
-    train_pieces, valid_pieces = split_pieces(report.pieces, a.validation_fraction, seed=a.seed)
-    print(report.summary() + f"; {len(train_pieces)} for training, {len(valid_pieces)} held out", flush=True)
-    for name, reason in sorted(report.skipped.items()):
-        print(f"  skipped {name}: {reason}", flush=True)
-    if not any(len(p) >= a.seq_len for p in train_pieces.values()):
-        raise TrainError(f"no training piece has {a.seq_len} steps (--seq-len)")
-    model = make_model(a)
+    s, model, (train_pieces, valid_pieces), out, checkpoint, recorded = prepare(a)
+    from .data import sample_batch
+
+    # From here on files are written.
+    out.mkdir(parents=True, exist_ok=True)
+    if a.force and not a.resume:
+        aside = move_aside(out)
+        if aside:
+            print(f"--force: moved the earlier run's files to {aside}", flush=True)
+    write_json_atomic(out / RUN_FILE, {"version": RUN_VERSION, "settings": vars(s)})
+    losses, seconds = [], 0.0
+    if a.resume:
+        seconds = resume_log(out / LOG_FILE, model.step)
+        if checkpoint is not None and model.step:
+            kept, at = resume_losses(checkpoint, model.step)
+            losses, seconds = kept, (seconds if at is None else at)
+        print(f"resuming {out} after batch {model.step}", flush=True)
     print(f"backend {model.backend}, {model.parameter_count()} parameters, "
           f"layers time {model.config['t_layer_sizes']} pitch {model.config['p_layer_sizes']}", flush=True)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    valid_batches = [sample_batch(valid_pieces, a.batch_size, a.seq_len, np.random.default_rng([a.seed, 2, i]))
-                     for i in range(a.validation_batches)] \
-        if any(len(p) >= a.seq_len for p in valid_pieces.values()) else []
-    note_steps = a.batch_size * (a.seq_len - 1) * 78
+    valid_batches = [sample_batch(valid_pieces, s.batch_size, s.seq_len, np.random.default_rng([s.seed, 2, i]))
+                     for i in range(s.validation_batches)] \
+        if any(len(p) >= s.seq_len for p in valid_pieces.values()) else []
+    note_steps = s.batch_size * (s.seq_len - 1) * N_NOTES
     inject = int(os.environ.get("BIAXIAL_CU_INJECT_NAN_AT", "-1"))
+    interrupt_at = int(os.environ.get("BIAXIAL_CU_INTERRUPT_AT", "-1"))
     first = model.step + 1
-    last_good = Path(a.resume) if a.resume else None
+    last_good = checkpoint if checkpoint is not None and model.step else None
     from tqdm import tqdm
 
-    bar = tqdm(range(first, a.batches + 1), initial=first - 1, total=a.batches, disable=a.no_progress,
-               unit="batch", dynamic_ncols=True)
-    losses, start = [], time.time()
+    from .viz import training_curve_png
+
     stop = []  # Ctrl-C: finish the batch under way, then checkpoint and leave
     previous_handler = signal.signal(signal.SIGINT, lambda *_: stop.append(True))
+    bar = tqdm(range(first, s.batches + 1), initial=first - 1, total=s.batches, disable=a.no_progress,
+               unit="batch", dynamic_ncols=True)
+    start = time.time() - seconds
+    log = os.open(out / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        with open(out / "log.jsonl", "a") as log:
-            for batch in bar:
-                if stop:
-                    break
-                loss = model.train_step(sample_batch(train_pieces, a.batch_size, a.seq_len,
-                                                     np.random.default_rng([a.seed, 0, batch])))
-                if batch == inject:
-                    next(iter(model.params.values()))[...] = np.nan
-                if not finite(model, loss):
-                    where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
-                    print(f"\nstopped: NaN or Inf in the loss or parameters at batch {batch}; {where}",
-                          file=sys.stderr)
-                    return EXIT_NAN
-                losses.append(loss / note_steps)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-                if batch % a.log_every == 0 or batch == a.batches:
-                    val = (float(np.mean([model.loss(b) for b in valid_batches])) / note_steps
-                           if valid_batches else None)
-                    row = {"batch": batch, "train_loss": float(np.mean(losses)), "val_loss": val,
-                           "seconds": round(time.time() - start, 3)}
-                    log.write(json.dumps(row) + "\n")
-                    log.flush()
-                    losses = []
-                    training_curve_png(out / "log.jsonl", out / "curve.png")
-                every = a.early_sample_every if batch <= a.early_until else a.sample_every
-                if batch % every == 0 or batch == a.batches:
-                    last_good = save_checkpoint(model, out, batch)
-                    write_sample(model, train_pieces, out, batch, a)
-    finally:
-        signal.signal(signal.SIGINT, previous_handler)
+        for batch in bar:
+            if stop:
+                break
+            loss = model.train_step(sample_batch(train_pieces, s.batch_size, s.seq_len,
+                                                 np.random.default_rng([s.seed, 0, batch])))
+            if batch == inject:
+                next(iter(model.params.values()))[...] = np.nan
+            if batch == interrupt_at:
+                os.kill(os.getpid(), signal.SIGINT)
+            if not finite(model, loss):
+                where = (f"the last good checkpoint is {last_good}; resume from it with "
+                         f"{resume_hint(last_good)}" if last_good else "no checkpoint was written yet")
+                print(f"\nstopped: NaN or Inf in the loss or parameters at batch {batch}; {where}",
+                      file=sys.stderr)
+                return EXIT_NAN
+            losses.append(float(loss) / note_steps)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if batch % s.log_every == 0 or batch == s.batches:
+                val = (float(np.mean([model.loss(b) for b in valid_batches])) / note_steps
+                       if valid_batches else None)
+                row = {"batch": batch, "train_loss": float(np.mean(losses)), "val_loss": val,
+                       "seconds": round(time.time() - start, 3)}
+                os.write(log, (json.dumps(row) + "\n").encode())  # one whole line per write
+                losses = []
+                training_curve_png(out / LOG_FILE, out / "curve.png")
+            if checkpoint_due(batch, s):
+                last_good = save_checkpoint(model, out, losses, round(time.time() - start, 3))
+                if s.sample_steps:
+                    write_sample(model, train_pieces, out, batch, s)
         bar.close()
-    if stop:
-        path = save_checkpoint(model, out, model.step)
-        print(f"\ninterrupted after batch {model.step}: checkpoint {path}; resume with "
-              f"--resume {path}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    print(f"done: {model.step} batches; checkpoint {out / 'latest.npz'}", flush=True)
+        if stop and model.step < s.batches:
+            path = save_checkpoint(model, out, losses, round(time.time() - start, 3))
+            print(f"\ninterrupted after batch {model.step}: checkpoint {path}; resume with: "
+                  f"{resume_hint(out)}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+    finally:
+        os.close(log)
+        bar.close()
+        signal.signal(signal.SIGINT, previous_handler)
+    print(f"done: {model.step} batches; checkpoint {out / LATEST}", flush=True)
     return 0
 
 
 def main(argv=None):
-    parser = build_parser()
-    a = parser.parse_args(argv)
-    if a.tf32 and a.backend == "numpy":
-        parser.error("--tf32 is a mode of the cuda backend; the numpy backend computes in full precision")
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return train(a)
-    except (TrainError, CheckpointError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        parser = build_parser()
+        a = parser.parse_args(argv)
+        if a.tf32 and a.backend == "numpy":
+            parser.error("--tf32 is a mode of the cuda backend; the numpy backend computes in full precision")
+        if a.force and a.resume:
+            parser.error("--force starts a new run and --resume continues one; give one of them")
+        try:
+            return train(a)
+        except (UsageError, CheckpointError, RuntimeError) as e:
+            return cli.fail(e)
+        except OSError as e:  # e.g. a folder that cannot be made, a full disk
+            where = f"{e.filename}: " if e.filename else ""
+            return cli.fail(f"{where}{e.strerror or e}")
+    except KeyboardInterrupt:
+        print("\ninterrupted before training started; no checkpoint was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

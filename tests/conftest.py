@@ -7,7 +7,10 @@ bench/gpu_session.sh sets it for the sanitizer runs.
 import functools
 import os
 
+import numpy as np
 import pytest
+
+from biaxial_cu.midi import write_state_matrix
 
 
 @functools.lru_cache(maxsize=1)
@@ -31,3 +34,18 @@ def pytest_collection_modifyitems(config, items):
             reason = gpu_unavailable_reason()
             if reason:
                 item.add_marker(pytest.mark.skip(reason=f"GPU test: {reason}"))
+
+
+@pytest.fixture(scope="session")
+def music(tmp_path_factory):
+    """Four small canonical pieces of 40 steps (quick to load, long enough for --seq-len 16)."""
+    folder = tmp_path_factory.mktemp("music")
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        S = np.zeros((40, 78, 2), np.uint8)
+        for t in range(0, 38, 2):
+            notes = rng.choice(78, 3, replace=False)
+            S[t:t + 2, notes, 0] = 1
+            S[t, notes, 1] = 1
+        write_state_matrix(S, folder / f"piece{k}.mid")
+    return folder

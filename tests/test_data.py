@@ -374,3 +374,51 @@ def test_corpus_export_matches_the_shipped_files(tmp_path):
     for path in written:
         shipped = shipped_corpus_dir() / path.name
         assert np.array_equal(read_state_matrix(path), read_state_matrix(shipped))
+
+
+# ----------------------------------------------------------------------------- hostile files
+
+
+def _one_line_each(caught):
+    """Every recorded warning, formatted as Python prints it, is one line (no source line)."""
+    for w in caught:
+        text = warnings.formatwarning(w.message, w.category, w.filename, w.lineno, w.line)
+        assert text.count("\n") == 1, text
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev are POSIX")
+def test_fifos_devices_and_huge_files_are_skipped_with_one_line_each(tmp_path):
+    import os
+    from biaxial_cu.midi import MAX_FILE_BYTES
+    write_state_matrix(canonical_roll(130, 0), tmp_path / "good.mid")
+    os.mkfifo(tmp_path / "fifo.mid")  # opened for reading, a FIFO without writer would hang
+    (tmp_path / "zero.mid").symlink_to("/dev/zero")  # endless
+    (tmp_path / "random.midi").symlink_to("/dev/urandom")  # endless
+    (tmp_path / "folder.mid").mkdir()
+    with open(tmp_path / "huge.mid", "wb") as f:  # sparse: costs no disk
+        f.write((tmp_path / "good.mid").read_bytes())
+        f.truncate(MAX_FILE_BYTES + 1)
+    (tmp_path / "dangling.mid").symlink_to(tmp_path / "nowhere.mid")
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = load_pieces_report(tmp_path)
+    assert time.perf_counter() - started < 10
+    assert list(report.pieces) == ["good.mid"]
+    assert sorted(report.unreadable) == ["dangling.mid", "fifo.mid", "huge.mid", "random.midi",
+                                         "zero.mid"]
+    assert "not a regular file" in report.skipped["fifo.mid"]
+    assert "not a regular file" in report.skipped["zero.mid"]
+    assert "64 MB" in report.skipped["huge.mid"]
+    assert len(caught) == 5 and all(issubclass(w.category, MidiWarning) for w in caught)
+    _one_line_each(caught)
+
+
+def test_a_warning_while_reading_is_passed_on_in_one_line(tmp_path):
+    path = tmp_path / "long.mid"
+    write_state_matrix(canonical_roll(300, 1), path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_pieces(tmp_path, min_steps=2, max_steps=100)
+    assert len(caught) == 1 and "max_steps=100" in str(caught[0].message)
+    _one_line_each(caught)

@@ -4,6 +4,7 @@ hostile files.
 Steps are sixteenths: at ticks_per_beat (tpb) 480 a step is q = 120 ticks and step t covers
 ticks [120 t - 60, 120 t + 60). Note index n = pitch - 24, so middle C (60) is n = 36.
 """
+import sys
 import tracemalloc
 import warnings
 from fractions import Fraction
@@ -582,3 +583,24 @@ def test_five_thousand_tracks_read(tmp_path):
     steps = np.arange(5000)
     expected[steps, steps % 78] = 1
     np.testing.assert_array_equal(S, expected)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="FIFOs and /dev are POSIX")
+def test_reader_refuses_fifos_devices_folders_and_files_over_the_cap(tmp_path):
+    import os
+    import time
+    from biaxial_cu.midi import MAX_FILE_BYTES
+    os.mkfifo(tmp_path / "fifo.mid")
+    (tmp_path / "zero.mid").symlink_to("/dev/zero")
+    (tmp_path / "dir.mid").mkdir()
+    with open(tmp_path / "huge.mid", "wb") as f:
+        f.write(b"MThd")
+        f.truncate(MAX_FILE_BYTES + 1)
+    assert MAX_FILE_BYTES == 64 * 2**20
+    started = time.perf_counter()
+    for name, why in [("fifo.mid", "not a regular file"), ("zero.mid", "not a regular file"),
+                      ("dir.mid", "is a folder"), ("huge.mid", "larger than 64 MB")]:
+        with pytest.raises(MidiError, match=why) as e:
+            read_state_matrix(tmp_path / name)
+        assert name in str(e.value)
+    assert time.perf_counter() - started < 5

@@ -10,7 +10,7 @@ from biaxial_cu import CheckpointError, Model
 from biaxial_cu.backends import reference as ref
 from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir
 from biaxial_cu.model import TF32_ENV
-from biaxial_cu.params import segment_offsets
+from biaxial_cu.params import mask_shapes, segment_offsets
 
 TINY = dict(t_layer_sizes=(5, 4), p_layer_sizes=(3, 2), backend="numpy")
 
@@ -127,6 +127,36 @@ def test_gradients_use_dropout_and_loss_does_not():
     assert m.gradients(S, masks)[0] == m.gradients(S, masks)[0]
 
 
+def test_masks_must_name_exactly_the_models_layers_with_their_shapes():
+    S = random_batch(2)  # B=2, T=6
+    m = Model(**TINY, seed=1, dropout=0.5)
+    good = m.dropout_masks(2, 6)
+    before = {k: v.copy() for k, v in m.params.items()}
+    with pytest.raises(ValueError, match=r"missing 4: time\.0, time\.1, pitch\.0 and 1 more.*dropout=0\.0"):
+        m.train_step(S, masks={})  # not "no dropout": refused
+    partial = {k: v for k, v in good.items() if k != "pitch.1"}
+    with pytest.raises(ValueError, match=r"missing pitch\.1") as e:
+        m.gradients(S, partial)
+    assert "KeyError" not in str(e.value)
+    with pytest.raises(ValueError, match=r"unexpected time\.9"):
+        m.train_step(S, dict(good, **{"time.9": good["time.0"]}))
+    with pytest.raises(ValueError, match=r"pitch\.0 \(7, 3\) \(needs \(10, 3\)\)"):
+        m.train_step(S, dict(good, **{"pitch.0": np.ones((7, 3))}))
+    with pytest.raises(ValueError, match="masks must be None or a dict"):
+        m.gradients(S, [1, 2])
+    assert m.step == 0 and all((m.params[k] == before[k]).all() for k in before)
+    assert m.gradients(S, good)[0] == m.gradients(S, good)[0]
+
+
+def test_no_dropout_is_a_model_with_dropout_zero():
+    """masks=None on a dropout=0 model is the plain gradient, equal to all-ones masks."""
+    S = random_batch(3)
+    plain = Model(**TINY, seed=1, dropout=0.0)
+    ones = {k: np.ones(shape) for k, shape in mask_shapes(plain.config, 2, 6).items()}
+    assert plain.gradients(S)[0] == pytest.approx(plain.gradients(S, ones)[0], rel=1e-6)
+    assert plain.gradients(S)[0] == pytest.approx(plain.loss(S), rel=1e-6)
+
+
 @pytest.mark.parametrize("bad", [
     np.zeros((2, 1, 78, 2)), np.zeros((2, 4, 77, 2)), np.zeros((4, 78, 2)), np.full((1, 3, 78, 2), 2)])
 def test_bad_batches(bad):
@@ -180,7 +210,7 @@ def test_checkpoint_round_trip_and_resume_is_exact(tmp_path):
         resumed.train_step(S)
     for name in straight.params:
         np.testing.assert_array_equal(resumed.params[name], straight.params[name])
-    assert not list(tmp_path.glob(".ckpt-*"))  # no temporary file left behind
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary file left behind
 
 
 def test_forward_gives_every_layer_and_the_loss_of_its_probabilities():
@@ -248,6 +278,70 @@ def test_checkpoint_refusals(tmp_path):
         with pytest.raises(CheckpointError) as e:
             Model.load(tmp_path / f"{name}.npz", backend="numpy")
         assert f"{name}.npz" in str(e.value)
+
+
+def _with_meta(arrays, path, **changes):
+    meta = json.loads(arrays["meta"].tobytes())
+    meta.update(changes)
+    np.savez(path, **dict(arrays, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8)))
+
+
+def test_damaged_checkpoints_are_refused_in_one_line_and_never_suggest_pickle(tmp_path):
+    m = Model(**TINY, seed=0)
+    good = tmp_path / "good.npz"
+    m.save(good)
+    arrays = dict(np.load(good, allow_pickle=False))
+    paths = []
+    np.save(tmp_path / "plain.npy", np.zeros(3))
+    (tmp_path / "plain.npz").write_bytes((tmp_path / "plain.npy").read_bytes())  # .npy, not a zip
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "pickle.npz").write_bytes((tmp_path / "obj.npy").read_bytes())  # pickled, not a zip
+    (tmp_path / "pkl.npz").write_bytes(b"\x80\x04\x95" + b"\0" * 20)  # a raw pickle stream
+    paths += [tmp_path / "plain.npz", tmp_path / "pickle.npz", tmp_path / "pkl.npz"]
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(tmp_path / "objparam.npz", "w") as z:
+        for member in src.namelist():  # a good checkpoint with an object array as a parameter
+            if member != "param/out.W.npy":
+                z.writestr(member, src.read(member))
+        z.write(tmp_path / "obj.npy", "param/out.W.npy")
+    paths.append(tmp_path / "objparam.npz")
+    np.savez(tmp_path / "meta_float.npz", **dict(arrays, meta=arrays["meta"].astype(np.float64)))
+    np.savez(tmp_path / "meta_2d.npz", **dict(arrays, meta=arrays["meta"][None]))
+    paths += [tmp_path / "meta_float.npz", tmp_path / "meta_2d.npz"]
+    for name, step in [("null", None), ("negative", -3), ("fraction", 2.5), ("bool", True),
+                       ("huge", 1e30), ("hugeint", 10**30), ("text", "7")]:
+        _with_meta(arrays, tmp_path / f"step_{name}.npz", step=step)
+        paths.append(tmp_path / f"step_{name}.npz")
+    _with_meta(arrays, tmp_path / "config_list.npz", config=[1, 2])
+    paths.append(tmp_path / "config_list.npz")
+    (tmp_path / "folder.npz").mkdir()
+    paths.append(tmp_path / "folder.npz")
+    for path in paths:
+        with pytest.raises(CheckpointError) as e:
+            Model.load(path, backend="numpy")
+        text = str(e.value)
+        assert path.name in text and "\n" not in text
+        assert "allow_pickle" not in text and "pickle=" not in text
+
+
+def test_checkpoint_refuses_a_fifo_without_blocking(tmp_path):
+    import os
+    fifo = tmp_path / "fifo.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        Model.load(fifo, backend="numpy")
+
+
+def test_checkpoints_follow_the_umask(tmp_path):
+    import os
+    m = Model(**TINY, seed=0)
+    for mask in (0o022, 0o077, 0o002):
+        old = os.umask(mask)
+        try:
+            m.save(tmp_path / f"m{mask:o}.npz")
+        finally:
+            os.umask(old)
+        assert (tmp_path / f"m{mask:o}.npz").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert Model.load(tmp_path / "m22.npz", backend="numpy").step == 0
 
 
 @pytest.mark.slow

@@ -1,0 +1,299 @@
+"""`train` never loses a user's work: flags checked before any work, a run folder holds
+one run (run.json), --resume continues it exactly (parameters and log rows), Ctrl-C ends cleanly.
+
+Most cases call train.main in this process (tiny layers, a few batches); the ones that need a
+real command line run it as a subprocess and are marked slow.
+"""
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from biaxial_cu import Model, train
+
+TINY = ["--t-layers", "8", "--p-layers", "4", "--batch-size", "2", "--seq-len", "16", "--sample-steps", "0",
+        "--backend", "numpy", "--no-progress"]
+
+
+def main(*args):
+    return train.main([str(a) for a in args])
+
+
+def rows(out, seconds=False):
+    """The log's rows (without the wall-clock seconds, which no two runs share)."""
+    found = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    return found if seconds else [{k: v for k, v in r.items() if k != "seconds"} for r in found]
+
+
+def assert_same_parameters(a, b):
+    ma, mb = Model.load(a / "latest.npz", backend="numpy"), Model.load(b / "latest.npz", backend="numpy")
+    assert ma.step == mb.step
+    for name in ma.params:
+        np.testing.assert_array_equal(ma.params[name], mb.params[name], err_msg=name)
+    assert ma.rng.bit_generator.state == mb.rng.bit_generator.state
+
+
+def one_error_line(err):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("flags,says", [
+    (["--batch-size", "0"], "--batch-size: must be >= 1"),
+    (["--seq-len", "1"], "--seq-len: must be >= 2"),
+    (["--batches", "0"], "--batches: must be >= 1"),
+    (["--batches", "ten"], "expected an integer"),
+    (["--dropout", "1"], "--dropout: must be in [0, 1)"),
+    (["--dropout", "nan"], "--dropout: must be in [0, 1)"),
+    (["--dropout", "-0.1"], "--dropout"),
+    (["--validation-fraction", "1"], "--validation-fraction: must be in [0, 1)"),
+    (["--seed", "-1"], "--seed: must be >= 0"),
+    (["--log-every", "0"], "--log-every: must be >= 1"),
+    (["--validation-batches", "-1"], "--validation-batches: must be >= 0"),
+    (["--sample-every", "-1"], "--sample-every: must be >= 0"),
+    (["--early-sample-every", "-1"], "--early-sample-every"),
+    (["--early-until", "-1"], "--early-until"),
+    (["--sample-steps", "-1"], "--sample-steps: must be >= 0"),
+    (["--t-layers", "8,0"], "layer sizes must be positive"),
+    (["--p-layers", "x"], "expected sizes like"),
+    (["--tf32", "--backend", "numpy"], "--tf32 is a mode of the cuda backend"),
+    (["--force", "--resume", "somewhere"], "give one of them"),
+])
+def test_a_bad_flag_is_one_line_before_any_work(music, tmp_path, capsys, flags, says):
+    with pytest.raises(SystemExit) as e:
+        main(music, "--out", tmp_path / "run", "--batches", 2, *flags)
+    assert e.value.code == 2
+    assert says in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("case", ["huge", "out_is_a_file", "unwritable", "resume_nothing"])
+def test_a_bad_model_or_output_is_one_line_before_loading(music, tmp_path, capsys, case):
+    out = tmp_path / "run"
+    flags = {"huge": ["--t-layers", "100000,100000"], "out_is_a_file": [], "unwritable": [],
+             "resume_nothing": ["--resume", tmp_path / "nothing"]}[case]
+    if case == "out_is_a_file":
+        out.write_text("mine")
+    if case == "unwritable":
+        if os.geteuid() == 0:
+            pytest.skip("root can write anywhere")
+        tmp_path.chmod(0o500)
+    try:
+        code = main(music, *([] if case == "resume_nothing" else ["--out", out]), "--batches", 2, *TINY, *flags)
+    finally:
+        tmp_path.chmod(0o700)
+    assert code == 2
+    captured = capsys.readouterr()
+    stdout, line = captured.out, one_error_line(captured.err)
+    assert {"huge": "would need about", "out_is_a_file": "is not a folder", "unwritable": "cannot write",
+            "resume_nothing": "no such run folder or checkpoint"}[case] in line
+    assert "loading" not in stdout
+    assert case == "out_is_a_file" or not out.exists()
+
+
+def test_no_usable_pieces_lists_a_summary(tmp_path, capsys):
+    folder = tmp_path / "music"
+    folder.mkdir()
+    for k in range(7):
+        (folder / f"bad{k}.mid").write_bytes(b"not midi")
+    with pytest.warns(Warning):
+        assert main(folder, "--out", tmp_path / "run", *TINY) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "no usable pieces" in line and "bad0.mid" in line and "and 4 more" in line and "bad6" not in line
+    assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------------------------------- a folder holds one run
+
+
+def test_a_folder_with_another_run_is_refused_and_force_moves_it_aside(music, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(music, "--out", out, "--batches", 2, "--log-every", 1, *TINY) == 0
+    settings = json.loads((out / "run.json").read_text())["settings"]
+    assert settings["t_layers"] == [8] and settings["seq_len"] == 16 and settings["batches"] == 2
+    assert settings["music_dir"] == str(music) and settings["backend"] == "numpy" and settings["tf32"] is False
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+
+    assert main(music, "--out", out, "--batches", 3, *TINY) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "holds another run" in line and f"--resume {out}" in line and "--force" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_force_starts_a_new_run_and_moves_the_old_one_aside(music, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(music, "--out", out, "--batches", 2, *TINY) == 0
+    (out / "notes.txt").write_text("mine")  # not a run's file: stays
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name != "notes.txt"}
+    assert main(music, "--out", out, "--batches", 3, "--log-every", 3, "--seed", 5, "--force", *TINY) == 0
+    assert f"moved the earlier run's files to {out / 'previous-1'}" in capsys.readouterr().out
+    assert [r["batch"] for r in rows(out)] == [3]  # the new run's log alone
+    assert json.loads((out / "run.json").read_text())["settings"]["seed"] == 5
+    assert {p.name: p.read_bytes() for p in (out / "previous-1").iterdir()} == before
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_flag_that_contradicts_the_run_is_refused(music, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(music, "--out", out, "--batches", 2, *TINY) == 0
+    capsys.readouterr()
+    for flags, says in [(["--seq-len", 32], "--seq-len 32 contradicts this run's 16"),
+                        (["--dropout", 0.25], "--dropout 0.25 contradicts this run's 0.5"),
+                        ([tmp_path], f"MUSIC_DIR {tmp_path} contradicts this run's {music}"),
+                        (["--out", tmp_path / "elsewhere"], "is not the folder of --resume")]:
+        assert main("--resume", out, *flags) == 2
+        assert says in one_error_line(capsys.readouterr().err)
+    assert [r["batch"] for r in rows(out)] == [2]
+    # the recorded settings themselves (and --batches, to train further) are fine
+    assert main("--resume", out / "latest.npz", "--seq-len", 16, "--batches", 3, "--no-progress") == 0
+    assert [r["batch"] for r in rows(out)] == [2, 3]
+
+
+# ----------------------------------------------------------------------------- resuming exactly
+
+
+COMMON = ["--batches", 7, "--log-every", 3, "--early-sample-every", 2, "--early-until", 4,
+          "--sample-every", 5, "--validation-fraction", 0.25, *TINY]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(music, tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole") / "run"
+    assert main(music, "--out", out, *COMMON) == 0
+    return out
+
+
+def interrupted(music, out, at, capsys, monkeypatch):
+    monkeypatch.setenv("BIAXIAL_CU_INTERRUPT_AT", str(at))
+    assert main(music, "--out", out, *COMMON) == 130
+    monkeypatch.delenv("BIAXIAL_CU_INTERRUPT_AT")
+    err = capsys.readouterr().err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith(f"interrupted after batch {at}: checkpoint {out / 'latest.npz'}; resume with: ")
+    return line.split("resume with: ")[1]
+
+
+@pytest.mark.slow
+def test_the_resume_hint_followed_literally_equals_an_uninterrupted_run(music, uninterrupted, tmp_path, capsys,
+                                                                        monkeypatch):
+    out = tmp_path / "run"
+    hint = interrupted(music, out, 5, capsys, monkeypatch)  # 5: after a log row at 3, before the next at 6
+    command = shlex.split(hint)
+    assert command[:3] == ["python", "-m", "biaxial_cu.train"]
+    r = subprocess.run([sys.executable, *command[1:]], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "done: 7 batches" in r.stdout and "warning" not in r.stderr
+    assert_same_parameters(uninterrupted, out)
+    assert rows(out) == rows(uninterrupted)  # the train loss at 6 averages batches 4, 5 and 6
+    assert [r["seconds"] for r in rows(out, seconds=True)] == sorted(r["seconds"] for r in rows(out, seconds=True))
+
+
+def test_a_torn_last_line_is_cut_with_one_warning(music, uninterrupted, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    interrupted(music, out, 4, capsys, monkeypatch)
+    with open(out / "log.jsonl", "a") as log:
+        log.write('{"batch": 6, "train_lo')  # a run killed while writing its row
+    assert main("--resume", out / "latest.npz") == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "torn last line" in warnings[0]
+    assert_same_parameters(uninterrupted, out)
+    assert rows(out) == rows(uninterrupted)
+
+
+def test_rows_after_the_checkpoint_are_cut_after_a_nan(music, uninterrupted, tmp_path, capsys, monkeypatch):
+    """NaN at batch 5: rows 3 was written, the last checkpoint is at 4 -> resume from it."""
+    out = tmp_path / "run"
+    monkeypatch.setenv("BIAXIAL_CU_INJECT_NAN_AT", "5")
+    assert main(music, "--out", out, *COMMON[:3], 1, *COMMON[4:]) == 3  # a row every batch
+    monkeypatch.delenv("BIAXIAL_CU_INJECT_NAN_AT")
+    err = capsys.readouterr().err
+    assert "last good checkpoint is" in err and "Traceback" not in err
+    assert [r["batch"] for r in rows(out)] == [1, 2, 3, 4]
+    hint = err.split("resume from it with ")[1].split()
+    assert hint[:4] == ["python", "-m", "biaxial_cu.train", "--resume"]
+    (out / "log.jsonl").write_text((out / "log.jsonl").read_text() + '{"batch": 5, "train_loss": 1}\n')
+    assert main(*hint[3:], "--log-every", 1) == 0  # the recorded log-every; a stray later row is cut
+    assert "cut 1 row(s) after batch 4" in capsys.readouterr().out
+    assert [r["batch"] for r in rows(out)] == [1, 2, 3, 4, 5, 6, 7]
+    assert_same_parameters(uninterrupted, out)
+
+
+def test_ctrl_c_during_the_last_batch_says_done(music, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("BIAXIAL_CU_INTERRUPT_AT", "3")
+    assert main(music, "--out", tmp_path / "run", "--batches", 3, *TINY) == 0
+    captured = capsys.readouterr()
+    assert "done: 3 batches" in captured.out and "interrupted" not in captured.err
+    assert Model.load(tmp_path / "run" / "latest.npz", backend="numpy").step == 3
+
+
+def test_a_run_interrupted_before_its_first_checkpoint_resumes_from_the_start(music, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+
+    def stop(*_a, **_k):
+        raise KeyboardInterrupt
+
+    assert main(music, "--out", out, "--batches", 2, *TINY) == 0
+    (out / "latest.npz").unlink()  # as if stopped before any checkpoint: only run.json and a log
+    monkeypatch.setattr(train, "load_music", stop)
+    assert main("--resume", out) == 130
+    monkeypatch.undo()
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "interrupted before training started; no checkpoint was written"]
+    assert main("--resume", out) == 0
+    assert Model.load(out / "latest.npz", backend="numpy").step == 2 and [r["batch"] for r in rows(out)] == [2]
+
+
+# ----------------------------------------------------------------------------- Ctrl-C while starting
+
+
+def test_ctrl_c_while_loading_is_one_line(music, tmp_path, capsys, monkeypatch):
+    def stop(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "load_music", stop)
+    assert main(music, "--out", tmp_path / "run", *TINY) == 130
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "interrupted before training started; no checkpoint was written"]
+    assert not (tmp_path / "run").exists()
+
+
+SLOW_LOAD = """
+import sys, time
+import biaxial_cu.data
+from biaxial_cu import train
+
+def slow_load(*args, **kwargs):  # a folder that takes long to read
+    time.sleep(60)
+
+biaxial_cu.data.load_pieces_report = slow_load
+sys.exit(train.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_reading_a_folder_gives_no_traceback(music, tmp_path):
+    """A real SIGINT to a real process once it says it is loading (a stand-in loader that
+    sleeps keeps it there for sure)."""
+    p = subprocess.Popen([sys.executable, "-c", SLOW_LOAD, str(music), "--out", str(tmp_path / "run"),
+                          *map(str, TINY)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().startswith("loading ")
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 130 and err.strip().splitlines() == [
+        "interrupted before training started; no checkpoint was written"], err
+    assert not (tmp_path / "run").exists()
