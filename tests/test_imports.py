@@ -77,6 +77,33 @@ def test_no_module_imports_one_that_imports_it_back():
     assert cycle(graph) is None, " -> ".join(cycle(graph))
 
 
+def readme_order():
+    """The modules of README's "What is where" table, in its order."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("| path | its one job |"):].split("\n\n")[0].splitlines()[2:]
+    order = []
+    for row in table:
+        paths = [c.strip("` ") for c in row.split("|")[1].split(",")]
+        folder = paths[0].rsplit("/", 1)[0]
+        for path in paths:
+            path = path if "/" in path else f"{folder}/{path}"
+            if path.startswith(PACKAGE + "/") and path.endswith(".py"):
+                order.append(path[:-3].replace("/", "."))
+    return order
+
+
+def test_readme_lists_modules_below_what_they_import():
+    """README says each module imports only modules above it in its table: true for every one."""
+    graph, order = import_graph(), readme_order()
+    assert "biaxial_cu.model" in order and "biaxial_cu.backends.cuda.backend" in order
+    listed = [m for m in graph if not m.endswith(("__init__", "_version")) and m not in
+              (PACKAGE, "biaxial_cu.backends", "biaxial_cu.backends.cuda")]
+    assert sorted(set(listed) - set(order)) == [], "modules missing from README's table"
+    for k, module in enumerate(order):
+        below = [t for t in graph[module] if t in order and order.index(t) > k]
+        assert not below, f"{module} imports {below}, listed below it in README"
+
+
 def test_the_cycle_finder_finds_a_circle():
     assert cycle({"a": ["b"], "b": ["c"], "c": ["a"], "d": []}) == ["a", "b", "c", "a"]
     assert cycle({"a": ["b"], "b": [], "c": ["a", "b"]}) is None
