@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -18,6 +19,7 @@ from .params import OPTIMISER_STATES
 FORMAT = "biaxial_cu.checkpoint"
 VERSION = 1
 META_KEYS = ("config", "step", "rng_state")
+MAX_HEADER = 10_000  # bytes of a member's .npy header, numpy's own limit
 MAX_STEP = 2**63 - 1  # a step count beyond int64 is a damaged file
 
 
@@ -38,6 +40,7 @@ def read_checkpoint(path):
     path = os.fspath(path)
     _check_zip(path)
     try:
+        _check_member_sizes(path)
         with np.load(path, allow_pickle=False) as z:
             arrays = {}
             for k in z.files:
@@ -51,9 +54,13 @@ def read_checkpoint(path):
         raise
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such checkpoint file") from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, AttributeError) as e:
+    except (zipfile.BadZipFile, zlib.error, ValueError, OSError, EOFError, KeyError,
+            AttributeError) as e:
         raise CheckpointError(f"{path}: not a readable biaxial_cu checkpoint "
                               f"({type(e).__name__}: {_our_words(e)})") from None
+    except MemoryError:  # a size no member check foresaw (a member compressed very well)
+        raise CheckpointError(f"{path}: a member of the checkpoint does not fit in memory "
+                              "(damaged file?)") from None
     if "meta" not in arrays:
         raise CheckpointError(f"{path}: not a biaxial_cu checkpoint (no 'meta' entry)")
     raw = arrays["meta"]
@@ -103,13 +110,44 @@ def _check_zip(path):
                               ".npz written by Model.save)")
 
 
+def _check_member_sizes(path):
+    """Every .npy member's header against the member's size in the zip: a header that claims
+    more (or fewer) bytes than the member holds is a damaged file, refused before numpy would
+    try to allocate what it claims (a shape of (10**12,) would be a MemoryError)."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            key = info.filename[:-4]
+            with archive.open(info) as member:
+                try:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _fortran, dtype = read_header(member, max_header_size=MAX_HEADER)
+                except (ValueError, SyntaxError, EOFError, TypeError) as e:
+                    raise CheckpointError(f"{path}: member {key!r} has an unreadable array header "
+                                          f"({type(e).__name__}: {_our_words(e)})") from None
+                header = member.tell()
+            if dtype.hasobject:
+                continue  # refused with its own message when read
+            claimed = dtype.itemsize
+            for n in shape:
+                claimed *= int(n)
+            if claimed != info.file_size - header:
+                raise CheckpointError(f"{path}: member {key!r} claims shape {tuple(shape)} of "
+                                      f"{dtype} ({claimed} bytes) but holds "
+                                      f"{info.file_size - header} bytes (damaged file, refused)")
+
+
 def _our_words(error):
     text = " ".join(str(error).split())
     return "refused" if "pickle" in text.lower() else text[:200]
 
 
-def state_arrays(path, arrays, shapes, dtype):
-    """(params, opt) of dtype from a checkpoint's arrays, checked against the config's shapes."""
+def check_state_arrays(path, arrays, shapes):
+    """The checkpoint's arrays are exactly the parameters and Adadelta state of shapes, in float;
+    CheckpointError saying what is not."""
     expected = {f"param/{n}" for n in shapes} | {f"adadelta/{k}/{n}" for k in OPTIMISER_STATES for n in shapes}
     found = set(arrays) - {"meta"}
     if found != expected:
@@ -123,6 +161,11 @@ def state_arrays(path, arrays, shapes, dtype):
                                   f"needs {shapes[name]}")
         if not np.issubdtype(arrays[key].dtype, np.floating):
             raise CheckpointError(f"{path}: {key} has dtype {arrays[key].dtype}, not float")
+
+
+def state_arrays(path, arrays, shapes, dtype):
+    """(params, opt) of dtype from a checkpoint's arrays, checked against the config's shapes."""
+    check_state_arrays(path, arrays, shapes)
     params = {n: arrays[f"param/{n}"].astype(dtype) for n in shapes}
     opt = {f"{k}/{n}": arrays[f"adadelta/{k}/{n}"].astype(dtype) for k in OPTIMISER_STATES for n in shapes}
     return params, opt

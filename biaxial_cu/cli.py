@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C: 128 + SIGINT, as a shell reports it
 
 
 class UsageError(Exception):
@@ -21,6 +22,24 @@ def fail(message):
     """Print `error: message` (one line) on stderr; returns EXIT_USAGE for main to return."""
     print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def interrupted(done=None):
+    """Ctrl-C in a command: one line on stderr (what was written so far, or that nothing was
+    finished), no traceback; returns EXIT_INTERRUPTED for main to return."""
+    what = f"wrote {done} before stopping" if done else "nothing was finished"
+    print(f"interrupted; {' '.join(str(what).split())}", file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def run(work, a, said):
+    """work(a, written) -> exit code, with Ctrl-C turned into one line: work appends each output
+    file to `written` as it finishes it; said(written) tells what was written."""
+    written = []
+    try:
+        return work(a, written)
+    except KeyboardInterrupt:
+        return interrupted(said(written) if written else None)
 
 
 def int_at_least(minimum):
@@ -61,9 +80,9 @@ def check_output_file(path, *, inputs=(), others=()):
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"{path} is a folder; give a file name")
-    taken = {_same(p): p for p in list(inputs) + list(others)}
-    if _same(path) in taken:
-        raise UsageError(f"{path} would overwrite {taken[_same(path)]}, which this command also uses")
+    for other in list(inputs) + list(others):
+        if same_file(path, other):
+            raise UsageError(f"{path} would overwrite {other}, which this command also uses")
     _check_folder_writable(path.parent)
     return path
 
@@ -95,6 +114,24 @@ def _same(path):
     return os.path.realpath(os.fspath(path))
 
 
+def _identity(path):
+    """(st_dev, st_ino) of an existing file (links followed), None when there is none."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return info.st_dev, info.st_ino
+
+
+def same_file(a, b):
+    """a and b name the same file: the same real path, or (both existing) the same file under
+    two names (a hard link, a bind mount): writing one would overwrite the other."""
+    if _same(a) == _same(b):
+        return True
+    ia = _identity(a)
+    return ia is not None and ia == _identity(b)
+
+
 def int_in(low, high):
     """An argparse type: an int in [low, high]."""
     def parse(text):
@@ -108,6 +145,17 @@ def int_in(low, high):
 
     parse.__name__ = f"int in [{low}, {high}]"
     return parse
+
+
+def file_name(text):
+    """An argparse type: a path that names a file (checked at parse time): not empty, not '.',
+    '..' or '/', not ending in a separator. Returns the text."""
+    if not text or Path(text).name in ("", ".", "..") or text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(f"{text!r} names no file; give a file name")
+    return text
+
+
+file_name.__name__ = "file name"
 
 
 def existing_folder(text):
@@ -128,18 +176,32 @@ def check_outputs(paths, *, inputs=(), input_folders=()):
     input (a file in inputs, or an existing file inside one of input_folders, which the command
     reads). Returns them as Paths; UsageError naming the first problem."""
     paths = [Path(p) for p in paths]
-    seen = {}
-    for path in paths:
-        if _same(path) in seen:
+    for k, path in enumerate(paths):
+        if any(same_file(path, earlier) for earlier in paths[:k]):
             raise UsageError(f"two outputs would be the same file {path}; give names that differ")
-        seen[_same(path)] = path
         check_output_file(path, inputs=inputs)
         if path.is_file():
             real = Path(_same(path))
             for folder in input_folders:
-                if folder is not None and Path(_same(folder)) in real.parents:
+                if folder is not None and (Path(_same(folder)) in real.parents
+                                           or _linked_into(path, folder)):
                     raise UsageError(f"{path} would overwrite a file of the input folder {folder}")
     return paths
+
+
+def _linked_into(path, folder):
+    """path is a hard link to a file under folder (looked for only when it has other names)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return False
+    if info.st_nlink < 2:
+        return False
+    for directory, _subdirs, files in os.walk(folder):
+        for name in files:
+            if _identity(os.path.join(directory, name)) == (info.st_dev, info.st_ino):
+                return True
+    return False
 
 
 class ArgumentParser(argparse.ArgumentParser):

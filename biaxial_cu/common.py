@@ -60,6 +60,14 @@ def summarize(items, examples=EXAMPLES):
     return f"{len(items)}: {', '.join(items[:examples])} and {len(items) - examples} more"
 
 
+def shown_path(path):
+    """A path as messages show it: as is when every character prints, else its repr (quoted,
+    with a newline as \\n and an undecodable byte as \\udcXX), so a message stays one line
+    and can be printed whatever the terminal's encoding."""
+    text = os.fsdecode(path) if isinstance(path, bytes) else str(os.fspath(path))
+    return text if text.isprintable() else repr(text)
+
+
 def write_atomically(path, write, *, binary=True):
     """Write a file through a temporary file in the same folder and a rename: a reader (or a run
     that dies mid-write) sees the old file or the new one whole. write(f) writes the content.

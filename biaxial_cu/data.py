@@ -11,6 +11,9 @@ so that everything downstream (sampling with a seeded generator, the split) is r
   while reading a file (a meter that ends the piece, a cut at max_steps) pass through. Every
   warning is one line (warn_one_line: no source line). Files that are not regular after
   following links (a FIFO, a link to a device) or exceed midi.MAX_FILE_BYTES are unreadable.
+  A load says at most MAX_LOAD_WARNINGS warnings; the rest are summed up in one last warning
+  (their count and a few of the skipped files; LoadReport.skipped has them all). A file name
+  that does not print (a newline in it) is shown as its repr (common.shown_path).
   load_pieces is the same without the report.
 - sample_batch draws segments as the original did (MODEL_SPEC.md section 6): a piece uniformly
   among those at least seq_len long, then a start uniformly from range(0, T - seq_len + 1, 16)
@@ -25,12 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import N_NOTES, SEGMENT_STRIDE, as_generator, check_int
+from .common import N_NOTES, SEGMENT_STRIDE, as_generator, check_int, shown_path, summarize
 from .errors import MidiError
 from .midi import MidiWarning, read_state_matrix
 
 MIDI_SUFFIXES = (".mid", ".midi")
 TOO_SHORT = "too short"
+MAX_LOAD_WARNINGS = 10  # warnings said one by one in one folder load; the rest in one line
 WARNING_ORIGIN = "biaxial_cu"  # the 'file' a folder load's warnings name: no source line is shown
 
 
@@ -93,19 +97,21 @@ def load_pieces_report(folder, *, min_steps=128, include_drums=False, max_steps=
     min_steps = check_int(min_steps, "min_steps", 1)
     started = time.perf_counter()
     report = LoadReport(folder=folder)
+    budget = _WarningBudget(folder)
     found, walk_errors = find_midi_files(folder)
     for key, reason in walk_errors.items():
-        _warn_skipped(folder / key, reason)
+        budget.skipped(key, reason)
         report.skipped[key] = reason
     for key, path in found.items():
-        S, reason = _read_one(path, include_drums, max_steps)
+        S, reason = _read_one(path, include_drums, max_steps, budget)
         if S is None:
-            _warn_skipped(path, reason)
+            budget.skipped(key, reason)
             report.skipped[key] = reason
         elif S.shape[0] < min_steps:
             report.skipped[key] = f"{TOO_SHORT}: {S.shape[0]} steps < {min_steps}" + reason
         else:
             report.pieces[key] = S
+    budget.close()
     report.skipped = dict(sorted(report.skipped.items()))
     report.seconds = time.perf_counter() - started
     return report
@@ -152,7 +158,7 @@ def _check_folder(folder):
     return folder
 
 
-def _read_one(path, include_drums, max_steps):
+def _read_one(path, include_drums, max_steps, budget=None):
     """(S, note) for a readable file, note being '' or ' (<warnings while reading>)';
     (None, reason) for an unreadable one. Warnings raised while reading pass through."""
     with warnings.catch_warnings(record=True) as caught:
@@ -164,7 +170,10 @@ def _read_one(path, include_drums, max_steps):
         except Exception as e:  # noqa: BLE001 - a bug in the reader must not stop a folder load
             S, reason = None, f"unexpected error while reading ({type(e).__name__}: {e})"
     for record in caught:  # re-issue under the caller's filters, one line each
-        warn_one_line(record.message, record.category)
+        if budget is None:
+            warn_one_line(record.message, record.category)
+        else:
+            budget.say(record.message, record.category, _key_of_or_name(path, budget.folder))
     if S is None:
         return None, reason
     notes = "; ".join(_strip_name(str(record.message), path) for record in caught)
@@ -173,18 +182,55 @@ def _read_one(path, include_drums, max_steps):
 
 def _strip_name(message, path):
     """'path: reason' -> 'reason' (the reader's messages start with the file name)."""
-    prefix = f"{os.fspath(path)}: "
+    prefix = f"{shown_path(path)}: "
     return message[len(prefix):] if message.startswith(prefix) else message
 
 
-def _warn_skipped(path, reason):
-    warn_one_line(f"skipped {path}: {reason}", MidiWarning)
+def _key_of_or_name(path, folder):
+    try:
+        return _key_of(Path(path), folder)
+    except ValueError:
+        return os.fspath(path)
+
+
+class _WarningBudget:
+    """The warnings of one folder load: the first MAX_LOAD_WARNINGS said one by one, the rest
+    counted and said as one line by close()."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.said = 0
+        self.held_back = []  # keys of the files whose warnings were not said
+
+    def say(self, message, category, key):
+        if self.said < MAX_LOAD_WARNINGS:
+            self.said += 1
+            warn_one_line(message, category)
+        else:
+            self.held_back.append(key)
+
+    def skipped(self, key, reason):
+        self.say(f"skipped {shown_path(self.folder / key)}: {reason}", MidiWarning, key)
+
+    def close(self):
+        if self.held_back:
+            files = list(dict.fromkeys(self.held_back))
+            noun = "warning" if len(self.held_back) == 1 else "warnings"
+            warn_one_line(f"{len(self.held_back)} more {noun} while loading {shown_path(self.folder)} "
+                          f"not shown (after the first {MAX_LOAD_WARNINGS}), about files "
+                          f"{summarize(shown_path(f) for f in files)}; LoadReport.skipped lists "
+                          "every skipped file", MidiWarning)
 
 
 def warn_one_line(message, category=MidiWarning):
     """warnings.warn that prints as one line, 'biaxial_cu:0: MidiWarning: <message>', without a
     source line (the message names the file; the line of our code that warned says nothing).
     Filters and catch_warnings see it as any warning of that category."""
+    if isinstance(message, Warning):  # keep its class, on one line
+        try:
+            message = type(message)(" ".join(str(message).split()))
+        except Exception:  # noqa: BLE001, S110 - a warning class with another signature: as it is
+            pass
     text = message if isinstance(message, Warning) else " ".join(str(message).split())
     warnings.warn_explicit(text, category, WARNING_ORIGIN, 0, module="biaxial_cu.data")
 

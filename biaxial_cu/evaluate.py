@@ -16,6 +16,7 @@ import numpy as np
 
 from . import cli
 from .backends.reference import summed_loss as loss_of_probabilities  # summed loss of P against y
+from .common import write_atomically
 from .data import load_pieces, shipped_corpus_dir
 from .errors import CheckpointError
 from .model import Model
@@ -94,8 +95,8 @@ def build_parser():
                     help="corpus for the marginal baseline (default: the shipped corpus)")
     ap.add_argument("--generated", metavar="DIR", type=cli.existing_folder,
                     help="generated MIDI files to compare statistics with")
-    ap.add_argument("--json", metavar="OUT.json", help="results as JSON (overwritten if it exists)")
-    ap.add_argument("--png", metavar="OUT.png", help="statistics figure (needs --generated)")
+    ap.add_argument("--json", metavar="OUT.json", type=cli.file_name, help="results as JSON (overwritten if it exists)")
+    ap.add_argument("--png", metavar="OUT.png", type=cli.file_name, help="statistics figure (needs --generated)")
     ap.add_argument("--backend", choices=["auto", "cuda", "numpy"], default="auto")
     return ap
 
@@ -110,7 +111,10 @@ def check_outputs(a):
 
 
 def main(argv=None):
-    a = build_parser().parse_args(argv)
+    return cli.run(_main, build_parser().parse_args(argv), lambda written: " and ".join(map(str, written)))
+
+
+def _main(a, written):
     try:
         check_outputs(a)
     except cli.UsageError as e:
@@ -134,10 +138,13 @@ def main(argv=None):
         print(stats_table(columns))
         if a.png:
             Path(a.png).parent.mkdir(parents=True, exist_ok=True)
-            stats_png(columns, a.png)
+            if stats_png(columns, a.png) is not None:
+                written.append(a.png)
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(result, indent=1))
+        text = json.dumps(result, indent=1)  # atomically: a hard link to another file is broken,
+        write_atomically(a.json, lambda f: f.write(text), binary=False)  # never written through
+        written.append(a.json)
     return 0
 
 

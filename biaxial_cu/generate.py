@@ -24,6 +24,8 @@ long silence, and then every note plays, which breaks the silence as in the orig
 dropout at generation (inverted dropout needs no rescaling at inference).
 """
 import math
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +33,13 @@ import numpy as np
 from .backends.pitch_sweep import CONSERVATIVITY_PULL_UP, CONSERVATIVITY_STEP_DOWN, MIN_NOTES_PLAYING
 from . import cli
 from .backends.numpy_backend import compose_host
-from .common import N_NOTES, SEGMENT_LEN, ComposeTrace, as_generator, check_int  # noqa: F401  (compose_trace's result)
+from .common import N_NOTES, SEGMENT_LEN, ComposeTrace, as_generator, check_int, summarize  # noqa: F401  (compose_trace's result)
 from .data import load_pieces, sample_batch, shipped_corpus_dir
 from .errors import CheckpointError
 from .midi import write_state_matrix
 from .model import Model
 from .params import host_weights
-from .viz import piano_roll_png, render_wav
+from .viz import find_soundfont, piano_roll_png, render_wav
 
 
 # ----------------------------------------------------------------------------- public
@@ -206,7 +208,7 @@ def build_parser():
     ap = cli.ArgumentParser(prog="python -m biaxial_cu.generate",
                                  description="Compose with a trained model (MODEL_SPEC section 7).")
     ap.add_argument("checkpoint")
-    ap.add_argument("--out", default="piece.mid",
+    ap.add_argument("--out", default="piece.mid", type=cli.file_name,
                     help="MIDI file, overwritten if it exists (default piece.mid); with --count K: "
                          "NAME_0.mid ... NAME_{K-1}.mid. Beside each, its piano roll (.png) and with "
                          "--wav its audio (.wav): same name, other suffix; an --out ending .png or "
@@ -227,7 +229,8 @@ def build_parser():
     ap.add_argument("--no-adaptive", action="store_true", help="keep conservativity fixed")
     ap.add_argument("--backend", choices=["auto", "cuda", "numpy"], default="auto")
     ap.add_argument("--no-png", action="store_true", help="no piano-roll PNG")
-    ap.add_argument("--wav", action="store_true", help="also render WAV (fluidsynth + soundfont)")
+    ap.add_argument("--wav", action="store_true", help="also render WAV (fluidsynth + a General MIDI soundfont, "
+                                                        "checked before any work)")
     return ap
 
 
@@ -250,10 +253,28 @@ def output_paths(a):
     return pieces
 
 
+def wav_unavailable_reason():
+    """None when --wav can be rendered (fluidsynth on PATH and a General MIDI soundfont, as
+    viz.render_wav needs), else one line saying what is missing and how to get it."""
+    missing = [what for what, ok in (("fluidsynth (not on PATH)", shutil.which("fluidsynth")),
+                                     ("a General MIDI soundfont", find_soundfont())) if not ok]
+    if not missing:
+        return None
+    return (f"--wav needs fluidsynth and a General MIDI soundfont; missing {' and '.join(missing)}: "
+            "install them (e.g. apt-get install fluidsynth fluid-soundfont-gm) or set "
+            "BIAXIAL_CU_SOUNDFONT to a .sf2 file, or leave out --wav")
+
+
 def main(argv=None):
     a = build_parser().parse_args(argv)
+    return cli.run(_main, a, lambda written: f"{len(written)} of {a.count} pieces ({summarize(written)})")
+
+
+def _main(a, written):
     try:
         outputs = output_paths(a)
+        if a.wav and wav_unavailable_reason():
+            raise cli.UsageError(wav_unavailable_reason())
     except cli.UsageError as e:
         return cli.fail(e)
     try:
@@ -275,10 +296,18 @@ def main(argv=None):
     for piece, (path, png, wav) in zip(composed, outputs):
         path.parent.mkdir(parents=True, exist_ok=True)
         write_state_matrix(piece, path)
+        written.append(path)
         if png is not None:
             piano_roll_png(piece, png, title=path.name)
         if wav is not None:
-            render_wav(path, wav)
+            try:
+                render_wav(path, wav)
+            except subprocess.CalledProcessError as e:
+                return cli.fail(f"fluidsynth could not render {wav} (exit {e.returncode}: "
+                                f"{(e.stderr or b'').decode(errors='replace')[-300:]}); "
+                                f"wrote {summarize(written)}")
+            except OSError as e:
+                return cli.fail(f"fluidsynth could not render {wav} ({e}); wrote {summarize(written)}")
         print(f"wrote {path} ({a.steps} steps, backend {model.backend})")
     return 0
 

@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from . import cli
+from .common import write_atomically
 from .errors import CheckpointError, MidiError
 from .midi import read_state_matrix
 from .model import Model
@@ -95,10 +96,14 @@ def check_unit(unit, config):
 
 def main(argv=None):
     a = build_parser().parse_args(argv)
+    return cli.run(_main, a, lambda written: f"{len(written)} file(s) in {a.out}")
+
+
+def _main(a, written):
     try:
         out = cli.check_output_folder(a.out)
         for path in (a.checkpoint, a.piece):
-            if cli._same(path) == cli._same(out):
+            if cli.same_file(path, out):
                 raise cli.UsageError(f"--out {a.out} is the input {path}; give another folder")
     except cli.UsageError as e:
         return cli.fail(e)
@@ -113,7 +118,9 @@ def main(argv=None):
         return cli.fail(e)
     out.mkdir(parents=True, exist_ok=True)
     acts, loss = activations(model, S)
-    np.savez(out / "activations.npz", **acts)
+    # atomically: a hard link to another file (the checkpoint) is broken, never written through
+    write_atomically(out / "activations.npz", lambda f: np.savez(f, **acts))
+    written.append(out / "activations.npz")
     pictures = write_pictures(acts, out, a.unit)
     print(f"{a.piece}: {len(S)} steps, loss per note-step {loss / ((len(S) - 1) * 78):.4f}; "
           f"wrote {out / 'activations.npz'} and {len(pictures)} PNGs in {out}")

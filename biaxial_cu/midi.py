@@ -38,7 +38,7 @@ import warnings
 import mido
 import numpy as np
 
-from .common import LOWEST_PITCH, N_NOTES
+from .common import LOWEST_PITCH, N_NOTES, shown_path
 from .errors import MidiError
 
 HIGHEST_PITCH = LOWEST_PITCH + N_NOTES - 1  # 101
@@ -67,8 +67,8 @@ def read_state_matrix(path, *, include_drums=False, max_steps=100_000):
     to max_steps steps.
     """
     max_steps = _check_max_steps(max_steps)
-    name = os.fspath(path)
-    data = _read_file_bytes(name)
+    name = shown_path(path)  # in messages: one line whatever the file is called
+    data = _read_file_bytes(os.fspath(path), name)
     ticks_per_beat = _check_header(data, name)
     tracks = _parse_tracks(data, name)
 
@@ -111,12 +111,12 @@ def _check_max_steps(max_steps):
     return int(max_steps)
 
 
-def _read_file_bytes(name):
+def _read_file_bytes(path, name):
     """The file's bytes: a regular file (after following links) of at most MAX_FILE_BYTES, or
     MidiError. Opened without blocking and checked with fstat, so a FIFO, a device (a link to
     /dev/zero or /dev/urandom) or a folder named x.mid is refused at once, never read forever."""
     try:
-        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise MidiError(f"{name}: no such file") from None
     except (OSError, ValueError) as e:  # no permission, an odd path ...

@@ -14,7 +14,7 @@ import numpy as np
 
 from .backends.cuda import CudaBackend, cuda_unavailable_reason
 from .backends.numpy_backend import NumpyBackend
-from .checkpoint import read_checkpoint, state_arrays, write_checkpoint
+from .checkpoint import check_state_arrays, read_checkpoint, state_arrays, write_checkpoint
 from .common import CELL_ACTIVATIONS, N_NOTES, summarize, to_host
 from .errors import CheckpointError
 from .params import OPTIMISER_STATES, check_sizes, init_params, mask_shapes, param_shapes
@@ -67,7 +67,8 @@ def check_batch(batch):
 
 def check_masks(masks, config, B, T):
     """masks as given, when it is a dict of exactly the layers of config with the shapes of a
-    (B, T, 78, 2) batch (params.mask_shapes); ValueError naming what is missing, extra or wrong."""
+    (B, T, 78, 2) batch (params.mask_shapes), holding finite real numbers; ValueError naming
+    what is missing, extra or wrong."""
     if not isinstance(masks, dict):
         raise ValueError(f"masks must be None or a dict of layer name -> mask array (as "
                          f"dropout_masks returns), got {type(masks).__name__}")
@@ -84,7 +85,22 @@ def check_masks(masks, config, B, T):
              if tuple(np.shape(masks[k])) != shape]
     if wrong:
         raise ValueError(f"masks of the wrong shape for a batch of B={B}, T={T}: {summarize(wrong)}")
+    for k in want:
+        _check_mask_values(k, masks[k])
     return masks
+
+
+def _check_mask_values(name, mask):
+    """A mask holds finite real numbers (bool, int or float; a host or device array), else
+    ValueError naming the layer: NaN or inf would make every parameter non-finite."""
+    dtype = getattr(mask, "dtype", None)
+    values = mask if dtype is not None else np.asarray(mask)
+    dtype = np.dtype(values.dtype)
+    if dtype.kind not in "biuf":
+        raise ValueError(f"masks[{name!r}] must hold real numbers (as dropout_masks gives), got "
+                         f"dtype {dtype}")
+    if dtype.kind == "f" and not np.isfinite(to_host(values)).all():
+        raise ValueError(f"masks[{name!r}] holds NaN or infinite values; a mask must be finite")
 
 
 class Model:
@@ -209,14 +225,19 @@ class Model:
             tf32_choice(tf32)  # a bad argument is the caller's error, not the checkpoint's
         arrays, meta = read_checkpoint(path)
         cfg = meta["config"]
+        try:  # the arrays are checked against the config first: a config is never trusted with memory
+            shapes = param_shapes(check_sizes("t_layer_sizes", cfg["t_layer_sizes"]),
+                                  check_sizes("p_layer_sizes", cfg["p_layer_sizes"]))
+        except (ValueError, TypeError, KeyError) as e:
+            raise CheckpointError(f"{path}: bad config in checkpoint ({e})") from None
+        check_state_arrays(path, arrays, shapes)
         try:
             model = cls(cfg["t_layer_sizes"], cfg["p_layer_sizes"], cfg["dropout"], cfg["cell_activation"],
                         backend=backend, dtype=cfg["dtype"], seed=0,
                         tf32=cfg.get("tf32", False) if tf32 is None else tf32)
         except (ValueError, TypeError, KeyError) as e:
             raise CheckpointError(f"{path}: bad config in checkpoint ({e})") from None
-        params, opt = state_arrays(path, arrays, param_shapes(model.t_layer_sizes, model.p_layer_sizes), model.dtype)
-        model._set_state(params, opt)
+        model._set_state(*state_arrays(path, arrays, shapes, model.dtype))
         model.step = int(meta["step"])
         try:
             model.rng.bit_generator.state = meta["rng_state"]

@@ -6,7 +6,11 @@ whole line each), latest.npz and checkpoint_NNNNNN.npz its checkpoints, each wit
 NAME.losses.json sidecar holding the train losses since the last log row. `--resume FOLDER`
 (or a checkpoint in it) continues the run with its recorded settings: the parameters and the log
 rows are those of a run that never stopped. Batch i is drawn from a generator seeded with
-(seed, i), and dropout masks come from the model's own generator, which checkpoints carry.
+(seed, i), and dropout masks come from the model's own generator, which checkpoints carry. Without
+latest.npz it continues from the newest checkpoint_NNNNNN.npz (and says so); a folder without
+run.json (an older version's) takes the checkpoint's model, the command line's flags and defaults
+for the rest (and says which). A run folder and its MUSIC_DIR never lie inside one another: the
+samples would be read back as music.
 
 For tests, BIAXIAL_CU_INJECT_NAN_AT=i poisons a parameter after batch i, and
 BIAXIAL_CU_INTERRUPT_AT=i sends this process SIGINT (a Ctrl-C) during batch i.
@@ -35,7 +39,7 @@ from types import SimpleNamespace  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import cli  # noqa: E402
-from .cli import UsageError, float_in, int_at_least  # noqa: E402
+from .cli import UsageError, float_in, int_at_least, int_in  # noqa: E402
 from .common import N_NOTES, summarize, write_atomically  # noqa: E402
 from .errors import CheckpointError  # noqa: E402
 
@@ -47,6 +51,10 @@ RUN_VERSION = 1
 # work: on the cuda backend MAX_MODEL_BYTES, on the numpy backend this machine's memory as well.
 MAX_MODEL_BYTES = 256 * 2 ** 30
 ACTIVATION_FLOATS = 6
+# Caps on counts, checked at parse time: beyond them a run would hang or fail late.
+MAX_BATCHES = 10 ** 9  # --batches and the intervals
+MAX_SAMPLE_STEPS = 100000  # as generate --steps
+MAX_VALIDATION_BATCHES = 10000
 
 # Recorded settings: key (the argparse dest) -> (flag, default). A resumed run takes them from
 # run.json; given on the command line they must agree, except CHANGEABLE ones.
@@ -90,7 +98,7 @@ def build_parser():
                     "in it) with its recorded settings; flags that contradict them are refused")
     ap.add_argument("--force", action="store_true", help="start a new run in a folder that holds another: "
                     "its files are moved to OUT/previous-N first (nothing is deleted)")
-    ap.add_argument("--batches", type=int_at_least(1), default=None,
+    ap.add_argument("--batches", type=int_in(1, MAX_BATCHES), default=None,
                     help="train until this many batches (default 10000); may be changed on --resume")
     ap.add_argument("--batch-size", type=int_at_least(1), default=None, help="default 10")
     ap.add_argument("--seq-len", type=int_at_least(2), default=None, help="steps per segment (default 128)")
@@ -106,16 +114,16 @@ def build_parser():
     ap.add_argument("--seed", type=int_at_least(0), default=None, help="default 0")
     ap.add_argument("--validation-fraction", type=float_in(0, 1, high_open=True), default=None,
                     help="share of the pieces held out, in [0, 1) (0.1)")
-    ap.add_argument("--validation-batches", type=int_at_least(0), default=None,
+    ap.add_argument("--validation-batches", type=int_in(0, MAX_VALIDATION_BATCHES), default=None,
                     help="held-out batches per log row (default 4; 0 = no validation)")
-    ap.add_argument("--log-every", type=int_at_least(1), default=None, help="log row interval (100)")
-    ap.add_argument("--sample-every", type=int_at_least(0), default=None,
+    ap.add_argument("--log-every", type=int_in(1, MAX_BATCHES), default=None, help="log row interval (100)")
+    ap.add_argument("--sample-every", type=int_in(0, MAX_BATCHES), default=None,
                     help="sample + checkpoint interval (500; 0 = only at the end)")
-    ap.add_argument("--early-sample-every", type=int_at_least(0), default=None,
+    ap.add_argument("--early-sample-every", type=int_in(0, MAX_BATCHES), default=None,
                     help="the interval until --early-until (100; 0 = --sample-every throughout)")
-    ap.add_argument("--early-until", type=int_at_least(0), default=None,
+    ap.add_argument("--early-until", type=int_in(0, MAX_BATCHES), default=None,
                     help="last batch of the early interval (1000; 0 = no early interval)")
-    ap.add_argument("--sample-steps", type=int_at_least(0), default=None,
+    ap.add_argument("--sample-steps", type=int_in(0, MAX_SAMPLE_STEPS), default=None,
                     help="length of samples written (256; 0 = write no samples)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap
@@ -144,18 +152,33 @@ def run_markers(folder):
 
 
 def resume_hint(folder):
-    return f"python -m biaxial_cu.train --resume {shlex.quote(str(folder))}"
+    """The command that resumes the run in folder (--resume=PATH: a folder named -x stays its value)."""
+    return f"python -m biaxial_cu.train --resume={shlex.quote(str(folder))}"
+
+
+def numbered_checkpoints(folder):
+    """The folder's checkpoint_N.npz files, in the order of N."""
+    found = []
+    for path in Path(folder).glob("checkpoint_*.npz"):
+        n = path.name[len("checkpoint_"):-len(".npz")]
+        if n.isascii() and n.isdigit() and path.is_file():
+            found.append((int(n), path))
+    return [path for _, path in sorted(found)]
 
 
 def locate_resume(text):
-    """(run folder, checkpoint or None) of a --resume argument."""
+    """(run folder, checkpoint or None, whether the checkpoint stands in for a missing latest.npz)
+    of a --resume argument."""
     path = Path(text)
     if path.is_dir():
         if not run_markers(path):
             raise TrainError(f"--resume {text}: the folder holds no run (no {RUN_FILE} or {LATEST})")
-        return path, (path / LATEST if (path / LATEST).is_file() else None)
+        if (path / LATEST).is_file():
+            return path, path / LATEST, False
+        found = numbered_checkpoints(path)
+        return path, (found[-1] if found else None), bool(found)
     if path.is_file():
-        return path.parent, path
+        return path.parent, path, False
     raise TrainError(f"--resume {text}: no such run folder or checkpoint")
 
 
@@ -170,8 +193,9 @@ def shown(key, value):
 
 
 def settings(a, recorded, where):
-    """The run's settings: recorded ones (a resumed run), else the command line's, else defaults."""
-    s = {}
+    """(the run's settings, the keys that took their defaults): recorded ones (a resumed run), else
+    the command line's, else defaults."""
+    s, defaulted = {}, []
     for key, (flag, default) in SETTINGS.items():
         given = normal(getattr(a, key))
         if key == "music_dir" and given is not None:
@@ -187,11 +211,59 @@ def settings(a, recorded, where):
             s[key] = have if given is None else given
         else:
             s[key] = default if given is None else given
+            if given is None:
+                defaulted.append(key)
     if s["music_dir"] is None:
         from .data import shipped_corpus_dir
 
         s["music_dir"] = str(shipped_corpus_dir())
-    return SimpleNamespace(**s)
+    return SimpleNamespace(**s), defaulted
+
+
+def defaults_shown(keys):
+    return ", ".join("MUSIC_DIR (the shipped corpus)" if key == "music_dir" else
+                     f"{SETTINGS[key][0]} {shown(key, SETTINGS[key][1])}" for key in keys)
+
+
+def recorded_value(action, key, value, where):
+    """A setting recorded in run.json, read as its option reads it; TrainError naming it when bad."""
+    def bad(why):
+        raise TrainError(f"{where} is damaged: its {key} is {json.dumps(value)[:40]} ({why}); repair "
+                         f"it, or start a new run with --force")
+
+    if key == "tf32":
+        if not isinstance(value, bool):
+            bad("expected true or false")
+        return value
+    if key == "music_dir":
+        if not isinstance(value, str) or not value:
+            bad("expected a folder name")
+        return value
+    if action.type is parse_sizes and isinstance(value, list) and value \
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        text = ",".join(map(str, value))
+    elif action.choices is not None and isinstance(value, str):
+        text = value
+    elif action.type is not None and action.type is not parse_sizes and isinstance(value, (int, float)) \
+            and not isinstance(value, bool):
+        text = str(value)
+    else:
+        bad("expected layer sizes like [300, 300]" if action.type is parse_sizes else
+            f"expected one of {', '.join(action.choices)}" if action.choices is not None else "expected a number")
+    try:
+        value = action.type(text) if action.type is not None else text
+    except argparse.ArgumentTypeError as e:
+        bad(str(e))
+    if action.choices is not None and value not in action.choices:
+        bad(f"expected one of {', '.join(action.choices)}")
+    return normal(value)
+
+
+def check_recorded(recorded, where):
+    """The recorded settings (those this version knows), each checked as its option checks it."""
+    actions = {action.dest: action for action in build_parser()._actions}
+    return {key: recorded_value(actions[key], key, value, where) for key, value in recorded.items()
+            if key in SETTINGS and value is not None}
 
 
 def read_recorded(folder, checkpoint):
@@ -200,16 +272,19 @@ def read_recorded(folder, checkpoint):
     if path.is_file():
         try:
             data = json.loads(path.read_text())
-            return dict(data["settings"]), path
+            recorded = data["settings"]
+            if not isinstance(recorded, dict):
+                raise TypeError("its settings are not a mapping")
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise TrainError(f"{path} cannot be read ({e}); start a new run with --force") from None
+        return check_recorded(recorded, path), path
     if checkpoint is None:
         raise TrainError(f"{folder} holds no {RUN_FILE} and no {LATEST} to resume")
     from .checkpoint import read_checkpoint
 
     _, meta = read_checkpoint(checkpoint)  # a run from before run.json: the model's own settings
     config = meta.get("config", {})
-    return {key: config.get(name) for key, name in MODEL_SETTINGS.items()}, checkpoint
+    return check_recorded({key: config.get(name) for key, name in MODEL_SETTINGS.items()}, checkpoint), checkpoint
 
 
 def model_bytes(t_layers, p_layers, batch_size, seq_len):
@@ -263,6 +338,19 @@ def make_model(s, checkpoint):
                          f"pitch {shown('p', s.p_layers)}") from None
 
 
+def check_apart(out, music_dir, resumed):
+    """The run's folder and its music share no file: samples written into the music would be read
+    as music to train on (by this run when it resumes)."""
+    o, m = Path(os.path.realpath(out)), Path(os.path.realpath(music_dir))
+    name = f"the run folder {out}" if resumed else f"--out {out}"
+    if o == m or m in o.parents:
+        raise TrainError(f"{name} is {'' if o == m else 'inside '}MUSIC_DIR {music_dir}: its samples would be "
+                         f"read as music to train on; write the run outside the music folder")
+    if o in m.parents:
+        raise TrainError(f"MUSIC_DIR {music_dir} is inside {name}: the run's samples would be read as music "
+                         f"to train on; write the run outside the music folder")
+
+
 def load_music(folder, min_steps):
     from .data import load_pieces_report
 
@@ -294,9 +382,24 @@ def move_aside(out):
     return aside
 
 
+def is_number(value, *, none=False, finite=True):
+    if value is None:
+        return none
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and (math.isfinite(value) or not finite)
+
+
+def is_row(row):
+    """A log row as this version writes it: batch a positive int, train_loss a finite number (or
+    null), val_loss a number or null, seconds a finite number."""
+    return (isinstance(row, dict) and isinstance(row.get("batch"), int) and not isinstance(row["batch"], bool)
+            and row["batch"] >= 1 and "train_loss" in row and is_number(row["train_loss"], none=True)
+            and is_number(row.get("val_loss"), none=True, finite=False) and is_number(row.get("seconds")))
+
+
 def resume_log(path, step):
-    """Keep the rows up to step (the checkpoint's); cut a torn last line with one warning.
-    Returns the seconds of the last row kept (0.0 without one)."""
+    """Keep the rows up to step (the checkpoint's); cut a torn last line with one warning, and leave
+    out lines that are not log rows with another. Returns the seconds of the last row kept (0.0
+    without one)."""
     if not path.is_file():
         return 0.0
     data = path.read_bytes()
@@ -308,21 +411,29 @@ def resume_log(path, step):
             continue
         try:
             rows.append(json.loads(line))
-        except ValueError:
+        except (ValueError, RecursionError):
             bad.append(line)
     if not torn and bad and bad[-1] is lines[-1]:
         torn, bad = bad[-1], bad[:-1]
+    kept, later = [], 0
+    for row in rows:
+        if is_row(row):
+            if row["batch"] <= step:
+                kept.append(row)
+            else:
+                later += 1
+        else:  # a damaged row (a batch that is not a count, a train loss that is not a number, ...)
+            bad.append(row)
     if torn:
         print(f"warning: {path}: cut off a torn last line (the run stopped while writing it)", file=sys.stderr)
     if bad:
-        print(f"warning: {path}: left out {len(bad)} line(s) that are not JSON rows", file=sys.stderr)
-    kept = [r for r in rows if isinstance(r, dict) and r.get("batch", math.inf) <= step]
-    if len(kept) < len(rows):
-        print(f"{path}: cut {len(rows) - len(kept)} row(s) after batch {step}, the checkpoint's; "
+        print(f"warning: {path}: left out {len(bad)} line(s) that are not log rows", file=sys.stderr)
+    if later:
+        print(f"{path}: cut {later} row(s) after batch {step}, the checkpoint's; "
               f"this run writes them again", flush=True)
-    if torn or bad or len(kept) < len(rows):
+    if torn or bad or later:
         write_atomically(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in kept)), binary=False)
-    return float(kept[-1].get("seconds", 0.0)) if kept else 0.0
+    return float(kept[-1]["seconds"]) if kept else 0.0
 
 
 def resume_losses(checkpoint, step):
@@ -377,24 +488,42 @@ def checkpoint_due(batch, s):
 
 def prepare(a):
     """Everything checked and loaded before a file is written: (settings, model, pieces, out,
-    checkpoint, recorded)."""
+    checkpoint, notes: the warnings to print once the run starts)."""
+    notes = []
     if a.resume:
-        out, checkpoint = locate_resume(a.resume)
+        out, checkpoint, instead = locate_resume(a.resume)
         if a.out is not None and os.path.realpath(a.out) != os.path.realpath(out):
             raise TrainError(f"--out {a.out} is not the folder of --resume {a.resume} ({out}); "
                              f"a resumed run writes into its own folder (leave --out out)")
         recorded, where = read_recorded(out, checkpoint)
+        if instead:
+            notes.append(f"warning: {out / LATEST} is missing; resuming from {checkpoint}, the newest "
+                         f"checkpoint in {out}")
     else:
-        out, checkpoint, recorded, where = Path(a.out or "runs/biaxial"), None, {}, None
+        out, checkpoint, recorded, where = Path("runs/biaxial" if a.out is None else a.out), None, {}, None
         markers = run_markers(out)
         if markers and not a.force:
             raise TrainError(f"{out} holds another run ({', '.join(markers)}); continue it with "
                              f"{resume_hint(out)}, or start a new run there with --force (moves its "
                              f"files to {out}/previous-N)")
     cli.check_output_folder(out)
-    s = settings(a, recorded, where)
+    s, defaulted = settings(a, recorded, where)
+    check_apart(out, s.music_dir, bool(a.resume))
+    if a.resume and defaulted:
+        said = (f"{out} holds no {RUN_FILE} (a run from an older version?): its settings come from the "
+                f"command line and the model's from {where}" if where != out / RUN_FILE
+                else f"{where} does not record every setting")
+        notes.append(f"warning: {said}; took the defaults {defaults_shown(defaulted)}; {RUN_FILE} records "
+                     f"them now")
     check_size(s)
     model = make_model(s, checkpoint)
+    if checkpoint is not None:
+        if not model.parameters_finite():
+            raise TrainError(f"{checkpoint} holds NaN or Inf parameters; resume from an earlier "
+                             f"checkpoint_*.npz in {out}, or start a new run with --force")
+        if model.step > s.batches:
+            raise TrainError(f"{checkpoint} is at batch {model.step}, past --batches {s.batches}; give "
+                             f"--batches {model.step} or more to train further")
     from .data import split_pieces
 
     report = load_music(s.music_dir, s.seq_len)
@@ -405,11 +534,18 @@ def prepare(a):
         print(f"  skipped {summarize(skipped, examples=10)}", flush=True)
     if not any(len(p) >= s.seq_len for p in train_pieces.values()):
         raise TrainError(f"no training piece has {s.seq_len} steps (--seq-len)")
-    return s, model, (train_pieces, valid_pieces), out, checkpoint, recorded
+    return s, model, (train_pieces, valid_pieces), out, checkpoint, notes
+
+
+def final(message, file=None):
+    """Print the run's last message; from here on Ctrl-C is ignored: the run's work is saved, and
+    the process only has to leave (main restores the caller's handler when called in-process)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print(message, file=file or sys.stdout, flush=True)
 
 
 def train(a):
-    s, model, (train_pieces, valid_pieces), out, checkpoint, recorded = prepare(a)
+    s, model, (train_pieces, valid_pieces), out, checkpoint, notes = prepare(a)
     from .data import sample_batch
 
     # From here on files are written.
@@ -425,12 +561,18 @@ def train(a):
         if checkpoint is not None and model.step:
             kept, at = resume_losses(checkpoint, model.step)
             losses, seconds = kept, (seconds if at is None else at)
-        print(f"resuming {out} after batch {model.step}", flush=True)
+        for note in notes:
+            print(note, file=sys.stderr, flush=True)
+        print(f"resuming {out} after batch {model.step}" if checkpoint is not None else
+              f"resuming {out} from the start: it holds no checkpoint", flush=True)
     print(f"backend {model.backend}, {model.parameter_count()} parameters, "
           f"layers time {model.config['t_layer_sizes']} pitch {model.config['p_layer_sizes']}", flush=True)
-    valid_batches = [sample_batch(valid_pieces, s.batch_size, s.seq_len, np.random.default_rng([s.seed, 2, i]))
-                     for i in range(s.validation_batches)] \
-        if any(len(p) >= s.seq_len for p in valid_pieces.values()) else []
+    validates = s.validation_batches and any(len(p) >= s.seq_len for p in valid_pieces.values())
+
+    def validation_batches():  # drawn afresh for each log row: the same batches, none kept in memory
+        for i in range(s.validation_batches):
+            yield sample_batch(valid_pieces, s.batch_size, s.seq_len, np.random.default_rng([s.seed, 2, i]))
+
     note_steps = s.batch_size * (s.seq_len - 1) * N_NOTES
     inject = int(os.environ.get("BIAXIAL_CU_INJECT_NAN_AT", "-1"))
     interrupt_at = int(os.environ.get("BIAXIAL_CU_INTERRUPT_AT", "-1"))
@@ -445,7 +587,7 @@ def train(a):
     bar = tqdm(range(first, s.batches + 1), initial=first - 1, total=s.batches, disable=a.no_progress,
                unit="batch", dynamic_ncols=True)
     start = time.time() - seconds
-    log = os.open(out / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    log = os.open(out / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # as the umask says
     try:
         for batch in bar:
             if stop:
@@ -459,14 +601,14 @@ def train(a):
             if not finite(model, loss):
                 where = (f"the last good checkpoint is {last_good}; resume from it with "
                          f"{resume_hint(last_good)}" if last_good else "no checkpoint was written yet")
-                print(f"\nstopped: NaN or Inf in the loss or parameters at batch {batch}; {where}",
-                      file=sys.stderr)
+                bar.close()
+                final(f"\nstopped: NaN or Inf in the loss or parameters at batch {batch}; {where}", sys.stderr)
                 return EXIT_NAN
             losses.append(float(loss) / note_steps)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if batch % s.log_every == 0 or batch == s.batches:
-                val = (float(np.mean([model.loss(b) for b in valid_batches])) / note_steps
-                       if valid_batches else None)
+                val = (float(np.mean([model.loss(b) for b in validation_batches()])) / note_steps
+                       if validates else None)
                 row = {"batch": batch, "train_loss": float(np.mean(losses)), "val_loss": val,
                        "seconds": round(time.time() - start, 3)}
                 os.write(log, (json.dumps(row) + "\n").encode())  # one whole line per write
@@ -479,22 +621,29 @@ def train(a):
         bar.close()
         if stop and model.step < s.batches:
             path = save_checkpoint(model, out, losses, round(time.time() - start, 3))
-            print(f"\ninterrupted after batch {model.step}: checkpoint {path}; resume with: "
-                  f"{resume_hint(out)}", file=sys.stderr)
+            final(f"\ninterrupted after batch {model.step}: checkpoint {path}; resume with: "
+                  f"{resume_hint(out)}", sys.stderr)
             return EXIT_INTERRUPTED
     finally:
         os.close(log)
         bar.close()
-        signal.signal(signal.SIGINT, previous_handler)
-    print(f"done: {model.step} batches; checkpoint {out / LATEST}", flush=True)
+        if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # not after the last message
+            signal.signal(signal.SIGINT, previous_handler)
+    final(f"done: {model.step} batches; checkpoint {last_good}")
     return 0
 
 
-def main(argv=None):
+def main(argv=None, *, leaving=False):
+    """The command line (argv, default sys.argv[1:]); returns the exit code. leaving: the process
+    exits next, so a Ctrl-C after the last message is ignored rather than the caller's handler
+    restored."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         parser = build_parser()
         a = parser.parse_args(argv)
+        for flag, value in (("MUSIC_DIR", a.music_dir), ("--out", a.out), ("--resume", a.resume)):
+            if value == "":
+                parser.error(f"{flag}: an empty path; give a folder")
         if a.tf32 and a.backend == "numpy":
             parser.error("--tf32 is a mode of the cuda backend; the numpy backend computes in full precision")
         if a.force and a.resume:
@@ -510,8 +659,8 @@ def main(argv=None):
         print("\ninterrupted before training started; no checkpoint was written", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, signal.SIG_IGN if leaving else previous)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(leaving=True))

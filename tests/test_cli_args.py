@@ -51,6 +51,9 @@ def bad_values(action):
                 values.append((repr(c["high"]), "the open high end"))
     elif name == "folder":
         values += [("{file}", "a regular file, not a folder"), ("{missing}", "missing folder")]
+    elif name == "file name":
+        values += [("", "empty"), (".", "the current folder"), ("/", "the root"), ("..", "the parent"),
+                   ("{tmp}/sub/", "a trailing separator")]
     elif name == "parse_sizes":
         values += [("0,3", "a zero size"), ("-1", "negative"), ("abc", "not sizes")]
     elif callable(kind) and kind not in (str, int, float):  # a type of its own: at least this

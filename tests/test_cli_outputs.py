@@ -1,7 +1,9 @@
 """Outputs of generate, evaluate and inspect: checked before any work, never one output over
 another, over the checkpoint or over an input; errors in one line, nothing written."""
 import hashlib
+import io
 import os
+import zipfile
 
 import numpy as np
 import pytest
@@ -102,3 +104,107 @@ def test_inspect_checks_unit_and_out_before_the_work(setup, capsys):
                        capsys)
     assert code == 0, err
     assert {"activations.npz", "prediction.png"} <= set(os.listdir(root / "i"))
+
+
+def test_an_output_that_is_a_hard_link_to_an_input_is_refused(setup, capsys):
+    """The same file under another name (a hard link) is the same file: refused like the path."""
+    root, ckpt, music = setup
+    E = [ckpt, music, "--train-dir", music, "--backend", "numpy"]
+    os.link(ckpt, root / "hl.json")
+    refused(evaluate.main, [*E, "--json", root / "hl.json"], root, capsys, "would overwrite")
+    (root / "io").mkdir()
+    os.link(ckpt, root / "io" / "activations.npz")
+    refused(inspect.main, [ckpt, music / "a.mid", "--out", root / "io"], root, capsys, "would overwrite")
+    os.link(ckpt, root / "hl.mid")
+    refused(generate.main, [ckpt, "--out", root / "hl.mid", "--silent-seed", *G], root, capsys,
+            "would overwrite")
+    os.link(ckpt, root / "pic.png")  # the picture beside the MIDI
+    refused(generate.main, [ckpt, "--out", root / "pic.mid", "--silent-seed", *G], root, capsys,
+            "would overwrite")
+    os.link(music / "a.mid", root / "seed.mid")  # a seed piece under another name
+    refused(generate.main, [ckpt, "--out", root / "seed.mid", "--seed-from", music, *G], root, capsys,
+            "input folder")
+    (root / "old.json").write_text("{}")
+    os.link(root / "old.json", root / "other.json")  # two outputs, one file
+    refused(evaluate.main, [*E, "--generated", music, "--json", root / "other.json", "--png",
+                            root / "old.json"], root, capsys, "same file")
+    assert Model.load(ckpt, backend="numpy").step == 0  # the checkpoint is whole
+
+
+def test_json_and_activations_are_written_atomically_breaking_a_hard_link(setup, capsys):
+    root, ckpt, music = setup
+    (root / "unrelated.txt").write_text("keep me\n")
+    os.link(root / "unrelated.txt", root / "r.json")
+    code, _, err = run(evaluate.main, [ckpt, music, "--train-dir", music, "--backend", "numpy",
+                                       "--json", root / "r.json"], capsys)
+    assert code == 0, err
+    assert (root / "unrelated.txt").read_text() == "keep me\n"
+    assert "loss_per_note_step" in (root / "r.json").read_text()
+    (root / "i").mkdir()
+    os.link(root / "unrelated.txt", root / "i" / "activations.npz")
+    code, _, err = run(inspect.main, [ckpt, music / "a.mid", "--out", root / "i"], capsys)
+    assert code == 0, err
+    assert (root / "unrelated.txt").read_text() == "keep me\n"
+    assert "probabilities" in np.load(root / "i" / "activations.npz").files
+
+
+def interrupted(main, argv, capsys, match):
+    code, _, err = run(main, [str(a) for a in argv], capsys)
+    assert code == 130, err
+    assert err.count("\n") == 1 and err.startswith("interrupted; ") and "Traceback" not in err, err
+    assert match in err, err
+
+
+def test_ctrl_c_is_one_line_and_exit_130(setup, capsys, monkeypatch):
+    root, ckpt, music = setup
+
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(generate, "compose", ctrl_c)
+        interrupted(generate.main, [ckpt, "--silent-seed", *G], capsys, "nothing was finished")
+    with monkeypatch.context() as m:
+        m.setattr(generate, "piano_roll_png", ctrl_c)  # after the first MIDI file
+        interrupted(generate.main, [ckpt, "--out", root / "g.mid", "--count", "2", "--silent-seed", *G],
+                    capsys, "wrote 1 of 2 pieces")
+    with monkeypatch.context() as m:
+        m.setattr(evaluate, "evaluate", ctrl_c)
+        interrupted(evaluate.main, [ckpt, music, "--train-dir", music, "--backend", "numpy"], capsys,
+                    "nothing was finished")
+    with monkeypatch.context() as m:
+        m.setattr(inspect, "write_pictures", ctrl_c)  # after activations.npz
+        interrupted(inspect.main, [ckpt, music / "a.mid", "--out", root / "i"], capsys, "wrote 1 file")
+    with monkeypatch.context() as m:
+        m.setattr(inspect.Model, "load", ctrl_c)
+        interrupted(inspect.main, [ckpt, music / "a.mid", "--out", root / "j"], capsys,
+                    "nothing was finished")
+
+
+@pytest.mark.parametrize("out", ["", ".", "/", "..", "sub/"])
+def test_generate_refuses_an_out_without_a_file_name(setup, capsys, out):
+    root, ckpt, _ = setup
+    refused(generate.main, [ckpt, "--out", out, "--silent-seed", *G], root, capsys, "names no file")
+
+
+def test_generate_wav_without_a_synthesizer_is_refused_before_composing(setup, capsys, monkeypatch):
+    root, ckpt, _ = setup
+    monkeypatch.setattr(generate.shutil, "which", lambda name: None)
+    monkeypatch.setattr(generate, "compose", lambda *a, **k: pytest.fail("composed before the check"))
+    err = refused(generate.main, [ckpt, "--wav", "--silent-seed", *G], root, capsys, "fluidsynth")
+    assert "BIAXIAL_CU_SOUNDFONT" in err and "apt-get install" in err
+
+
+def test_a_checkpoint_claiming_a_huge_array_is_one_line_in_every_command(setup, capsys):
+    root, ckpt, music = setup
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (10**12,)})
+    with zipfile.ZipFile(ckpt) as src, zipfile.ZipFile(root / "huge.npz", "w") as z:
+        for name in src.namelist():
+            z.writestr(name, header.getvalue() + b"\0" * 16 if name == "param/out.W.npy" else src.read(name))
+    huge = root / "huge.npz"
+    refused(generate.main, [huge, "--silent-seed", *G], root, capsys, "claims shape (1000000000000,)")
+    refused(evaluate.main, [huge, music, "--train-dir", music, "--backend", "numpy"], root, capsys,
+            "claims shape")
+    refused(inspect.main, [huge, music / "a.mid", "--out", root / "i"], root, capsys, "claims shape")

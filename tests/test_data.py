@@ -422,3 +422,42 @@ def test_a_warning_while_reading_is_passed_on_in_one_line(tmp_path):
         load_pieces(tmp_path, min_steps=2, max_steps=100)
     assert len(caught) == 1 and "max_steps=100" in str(caught[0].message)
     _one_line_each(caught)
+
+
+def test_many_unreadable_files_give_ten_warnings_and_one_summary(tmp_path):
+    from biaxial_cu.data import MAX_LOAD_WARNINGS
+    write_state_matrix(canonical_roll(130, 0), tmp_path / "good.mid")
+    for k in range(400):
+        (tmp_path / f"bad{k:03d}.mid").write_bytes(b"not midi")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = load_pieces_report(tmp_path)
+    assert list(report.pieces) == ["good.mid"] and len(report.unreadable) == 400  # all still listed
+    assert len(caught) == MAX_LOAD_WARNINGS + 1 == 11
+    assert all(issubclass(w.category, MidiWarning) for w in caught)
+    assert all("bad" in str(w.message) and "no MThd" in str(w.message) for w in caught[:10])
+    last = str(caught[-1].message)
+    assert "390 more warnings" in last and "about files 390: bad010.mid, bad011.mid, bad012.mid and 387 more" in last
+    _one_line_each(caught)
+    with warnings.catch_warnings(record=True) as caught:  # a few: each said, no summary
+        warnings.simplefilter("always")
+        for k in range(5, 400):
+            (tmp_path / f"bad{k:03d}.mid").unlink()
+        load_pieces_report(tmp_path)
+    assert len(caught) == 5 and "more warning" not in " ".join(str(w.message) for w in caught)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="newlines in file names are POSIX")
+def test_a_file_name_with_a_newline_is_shown_escaped_on_one_line(tmp_path):
+    (tmp_path / "two\nlines.mid").write_bytes(b"not midi")
+    write_state_matrix(canonical_roll(300, 1), tmp_path / "long\nname.mid")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = load_pieces_report(tmp_path, min_steps=2, max_steps=100)
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2, messages
+    assert "'" + str(tmp_path / "long\\nname.mid") + "'" in messages[0] and "max_steps=100" in messages[0]
+    assert "'" + str(tmp_path / "two\\nlines.mid") + "'" in messages[1] and "no MThd" in messages[1]
+    assert report.unreadable == ["two\nlines.mid"] and "no MThd" in report.skipped["two\nlines.mid"]
+    assert report.skipped["two\nlines.mid"].startswith("not a standard")  # the name stripped
+    _one_line_each(caught)

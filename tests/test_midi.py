@@ -604,3 +604,19 @@ def test_reader_refuses_fifos_devices_folders_and_files_over_the_cap(tmp_path):
             read_state_matrix(tmp_path / name)
         assert name in str(e.value)
     assert time.perf_counter() - started < 5
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="newlines in file names are POSIX")
+def test_messages_show_a_file_name_that_does_not_print_escaped_on_one_line(tmp_path):
+    bad = tmp_path / "a\nb.mid"
+    bad.write_bytes(b"not midi")
+    with pytest.raises(MidiError) as e:
+        read_state_matrix(bad)
+    assert "\n" not in str(e.value) and repr(str(bad)) in str(e.value)
+    with pytest.raises(MidiError, match="no such file") as e:
+        read_state_matrix(tmp_path / "gone\n.mid")
+    assert "\n" not in str(e.value)
+    good = tmp_path / "plain name.mid"  # a printable name is shown as it is
+    good.write_bytes(b"not midi")
+    with pytest.raises(MidiError, match=r"^/.*/plain name\.mid: not a standard MIDI file"):
+        read_state_matrix(good)

@@ -148,6 +148,26 @@ def test_masks_must_name_exactly_the_models_layers_with_their_shapes():
     assert m.gradients(S, good)[0] == m.gradients(S, good)[0]
 
 
+def test_masks_must_hold_finite_real_numbers_named_by_layer():
+    S = random_batch(2)  # B=2, T=6
+    m = Model(**TINY, seed=1, dropout=0.5)
+    good = m.dropout_masks(2, 6)
+    before = {k: v.copy() for k, v in m.params.items()}
+    nan = dict(good, **{"time.1": np.full(good["time.1"].shape, np.nan)})
+    with pytest.raises(ValueError, match=r"masks\['time\.1'\] holds NaN or infinite"):
+        m.train_step(S, nan)
+    inf = dict(good, **{"pitch.0": np.where(good["pitch.0"] > 0, np.inf, 0.0)})
+    with pytest.raises(ValueError, match=r"masks\['pitch\.0'\] holds NaN or infinite"):
+        m.gradients(S, inf)
+    text = dict(good, **{"pitch.1": np.full(good["pitch.1"].shape, "1")})
+    with pytest.raises(ValueError, match=r"masks\['pitch\.1'\] must hold real numbers.*<U1"):
+        m.train_step(S, text)
+    assert m.step == 0 and all((m.params[k] == before[k]).all() for k in before)
+    assert all(np.isfinite(v).all() for v in m.params.values())
+    ints = {k: (v > 0).astype(np.int8) for k, v in good.items()}  # whole numbers are fine
+    assert np.isfinite(m.gradients(S, ints)[0])
+
+
 def test_no_dropout_is_a_model_with_dropout_zero():
     """masks=None on a dropout=0 model is the plain gradient, equal to all-ones masks."""
     S = random_batch(3)
@@ -323,6 +343,31 @@ def test_damaged_checkpoints_are_refused_in_one_line_and_never_suggest_pickle(tm
         assert "allow_pickle" not in text and "pickle=" not in text
 
 
+def _with_member_header(good, path, member, shape, payload=b"\0" * 16, compress=zipfile.ZIP_STORED):
+    """A copy of checkpoint good whose member's .npy header claims shape, followed by payload."""
+    import io
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(path, "w", compress) as z:
+        for name in src.namelist():
+            z.writestr(name, header.getvalue() + payload if name == member else src.read(name))
+
+
+def test_a_member_claiming_a_huge_shape_is_refused_in_one_line_without_allocating(tmp_path):
+    good = tmp_path / "good.npz"
+    Model(**TINY, seed=0).save(good)
+    cases = {"huge.npz": ((10**12,), b"\0" * 16, zipfile.ZIP_STORED),
+             "huge_deflated.npz": ((10**6, 10**6), b"\0" * 4096, zipfile.ZIP_DEFLATED),
+             "short.npz": ((5, 4), b"\0" * 8, zipfile.ZIP_STORED)}  # fewer bytes than its shape
+    for name, (shape, payload, compress) in cases.items():
+        _with_member_header(good, tmp_path / name, "param/out.W.npy", shape, payload, compress)
+        with pytest.raises(CheckpointError, match=r"member 'param/out\.W' claims shape") as e:
+            Model.load(tmp_path / name, backend="numpy")
+        assert "\n" not in str(e.value) and name in str(e.value)
+    Model.load(good, backend="numpy")  # the good one still loads
+
+
 def test_checkpoint_refuses_a_fifo_without_blocking(tmp_path):
     import os
     fifo = tmp_path / "fifo.npz"
@@ -380,3 +425,16 @@ def test_a_replaced_parameter_is_trained_and_checked():
     model.params["out.W"] = np.zeros((3, 3), np.float32)
     with pytest.raises(ValueError, match="out.W"):
         model.train_step(random_batch(1))
+
+
+def test_a_config_claiming_huge_layers_is_refused_before_allocating(tmp_path):
+    """The arrays are checked against the config before the model is made: a config edited to
+    claim 100000-unit layers (320 GB of parameters) is a CheckpointError at once."""
+    Model(**TINY, seed=0).save(tmp_path / "c.npz")
+    arrays = dict(np.load(tmp_path / "c.npz"))
+    meta = json.loads(arrays["meta"].tobytes())
+    meta["config"]["t_layer_sizes"] = [100000, 100000]
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    np.savez(tmp_path / "huge.npz", **arrays)
+    with pytest.raises(CheckpointError, match="the config needs"):
+        Model.load(tmp_path / "huge.npz", backend="numpy")

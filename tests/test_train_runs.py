@@ -7,6 +7,7 @@ real command line run it as a subprocess and are marked slow.
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,8 +21,8 @@ TINY = ["--t-layers", "8", "--p-layers", "4", "--batch-size", "2", "--seq-len", 
         "--backend", "numpy", "--no-progress"]
 
 
-def main(*args):
-    return train.main([str(a) for a in args])
+def main(*args, **kwargs):
+    return train.main([str(a) for a in args], **kwargs)
 
 
 def rows(out, seconds=False):
@@ -50,30 +51,36 @@ def one_error_line(err):
 @pytest.mark.parametrize("flags,says", [
     (["--batch-size", "0"], "--batch-size: must be >= 1"),
     (["--seq-len", "1"], "--seq-len: must be >= 2"),
-    (["--batches", "0"], "--batches: must be >= 1"),
+    (["--batches", "0"], "--batches: must be in [1, 1000000000]"),
+    (["--batches", "1000000001"], "--batches: must be in [1, 1000000000]"),
     (["--batches", "ten"], "expected an integer"),
     (["--dropout", "1"], "--dropout: must be in [0, 1)"),
     (["--dropout", "nan"], "--dropout: must be in [0, 1)"),
     (["--dropout", "-0.1"], "--dropout"),
     (["--validation-fraction", "1"], "--validation-fraction: must be in [0, 1)"),
     (["--seed", "-1"], "--seed: must be >= 0"),
-    (["--log-every", "0"], "--log-every: must be >= 1"),
-    (["--validation-batches", "-1"], "--validation-batches: must be >= 0"),
-    (["--sample-every", "-1"], "--sample-every: must be >= 0"),
+    (["--log-every", "0"], "--log-every: must be in [1, 1000000000]"),
+    (["--validation-batches", "-1"], "--validation-batches: must be in [0, 10000]"),
+    (["--validation-batches", "1000000000"], "--validation-batches: must be in [0, 10000]"),
+    (["--sample-every", "-1"], "--sample-every: must be in [0, 1000000000]"),
+    (["--sample-every", "10000000000"], "--sample-every: must be in [0, 1000000000]"),
     (["--early-sample-every", "-1"], "--early-sample-every"),
     (["--early-until", "-1"], "--early-until"),
-    (["--sample-steps", "-1"], "--sample-steps: must be >= 0"),
+    (["--sample-steps", "-1"], "--sample-steps: must be in [0, 100000]"),
+    (["--sample-steps", "100000000000"], "--sample-steps: must be in [0, 100000]"),
+    (["--out", ""], "--out: an empty path"),
     (["--t-layers", "8,0"], "layer sizes must be positive"),
     (["--p-layers", "x"], "expected sizes like"),
     (["--tf32", "--backend", "numpy"], "--tf32 is a mode of the cuda backend"),
     (["--force", "--resume", "somewhere"], "give one of them"),
 ])
-def test_a_bad_flag_is_one_line_before_any_work(music, tmp_path, capsys, flags, says):
+def test_a_bad_flag_is_one_line_before_any_work(music, tmp_path, capsys, monkeypatch, flags, says):
+    monkeypatch.chdir(tmp_path)  # --out "" must not fall back to runs/biaxial
     with pytest.raises(SystemExit) as e:
-        main(music, "--out", tmp_path / "run", "--batches", 2, *flags)
+        main(music, *([] if "--out" in flags else ["--out", tmp_path / "run"]), "--batches", 2, *flags)
     assert e.value.code == 2
     assert says in one_error_line(capsys.readouterr().err)
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "run").exists() and not os.path.exists("runs")
 
 
 @pytest.mark.parametrize("case", ["huge", "out_is_a_file", "unwritable", "resume_nothing"])
@@ -126,7 +133,7 @@ def test_a_folder_with_another_run_is_refused_and_force_moves_it_aside(music, tm
 
     assert main(music, "--out", out, "--batches", 3, *TINY) == 2
     line = one_error_line(capsys.readouterr().err)
-    assert "holds another run" in line and f"--resume {out}" in line and "--force" in line
+    assert "holds another run" in line and f"--resume={out}" in line and "--force" in line
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
@@ -157,6 +164,176 @@ def test_a_flag_that_contradicts_the_run_is_refused(music, tmp_path, capsys):
     # the recorded settings themselves (and --batches, to train further) are fine
     assert main("--resume", out / "latest.npz", "--seq-len", 16, "--batches", 3, "--no-progress") == 0
     assert [r["batch"] for r in rows(out)] == [2, 3]
+
+
+@pytest.mark.parametrize("case", ["out_is_music", "out_in_music", "music_in_out", "resumed_into_its_music"])
+def test_a_run_folder_that_shares_the_music_folder_is_refused(music, tmp_path, capsys, case):
+    """Samples written into the music would be read back as training data."""
+    m = tmp_path / "m"
+    shutil.copytree(music, m)
+    (tmp_path / "link").symlink_to(m)  # real paths are compared
+    out = {"out_is_music": tmp_path / "link", "out_in_music": m / "run", "music_in_out": tmp_path,
+           "resumed_into_its_music": tmp_path / "run"}[case]
+    if case == "resumed_into_its_music":  # a run whose recorded music is its own folder
+        assert main(music, "--out", out, "--batches", 1, *TINY) == 0
+        recorded = json.loads((out / "run.json").read_text())
+        recorded["settings"]["music_dir"] = str(out)
+        (out / "run.json").write_text(json.dumps(recorded))
+        capsys.readouterr()
+    before = tree(tmp_path)
+    code = main("--resume", out) if case == "resumed_into_its_music" else main(m, "--out", out, *TINY)
+    assert code == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "MUSIC_DIR" in line and "read as music to train on" in line
+    assert tree(tmp_path) == before
+
+
+def tree(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def finished(music, tmp_path_factory):
+    """A run of 3 batches: a log row each, checkpoints at 2 and 3."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    assert main(music, "--out", out, "--batches", 3, "--log-every", 1, "--early-sample-every", 2,
+                "--early-until", 4, *TINY) == 0
+    return out
+
+
+@pytest.fixture
+def run(finished, tmp_path, capsys):
+    """A copy of the finished run to change."""
+    shutil.copytree(finished, tmp_path / "run")
+    capsys.readouterr()
+    return tmp_path / "run"
+
+
+def test_damaged_log_rows_are_left_out_with_one_warning(run, capsys):
+    good = (run / "log.jsonl").read_text()
+    bad = ['{"batch": "x"}', '{"batch": null}', '{"batch": 2, "val_loss": null, "seconds": 1}',
+           '{"batch": 0, "train_loss": 1, "seconds": 1}', '{"batch": true, "train_loss": 1, "seconds": 1}',
+           '{"batch": 1, "train_loss": NaN, "seconds": 1}', '{"batch": 1, "train_loss": "1", "seconds": 1}',
+           '{"batch": 1, "train_loss": 1, "val_loss": "x", "seconds": 1}', '{"batch": 1, "train_loss": 1}',
+           '[1, 2]', '"row"']
+    (run / "log.jsonl").write_text(good + "\n".join(bad) + "\n")
+    assert main("--resume", run, "--batches", 4, "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert err.strip().splitlines() == [
+        f"warning: {run / 'log.jsonl'}: left out {len(bad)} line(s) that are not log rows"]
+    assert [r["batch"] for r in rows(run)] == [1, 2, 3, 4] and (run / "log.jsonl").read_text().startswith(good)
+
+
+def test_a_run_without_run_json_takes_the_checkpoints_model_and_says_which_are_defaults(music, run, capsys):
+    recorded = json.loads((run / "run.json").read_text())["settings"]
+    (run / "run.json").unlink()  # a run folder from a version before run.json
+    assert main("--resume", run, music, "--batches", 4, "--seq-len", 16, "--batch-size", 2, "--log-every", 1,
+                "--early-sample-every", 2, "--early-until", 4, "--sample-steps", 0, "--backend", "numpy",
+                "--no-progress") == 0
+    warnings = capsys.readouterr().err.strip().splitlines()
+    assert len(warnings) == 1 and warnings[0].startswith(f"warning: {run} holds no run.json"), warnings
+    said = warnings[0].split("took the defaults ")[1]
+    assert "--seed 0" in said and "--validation-fraction 0.1" in said and "--validation-batches 4" in said
+    assert "--seq-len" not in said and "--t-layers" not in said and "--dropout" not in said  # given / the model's
+    now = json.loads((run / "run.json").read_text())["settings"]
+    assert now == {**recorded, "batches": 4}  # this run's own settings were the defaults
+    assert [r["batch"] for r in rows(run)] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("key,value", [("seq_len", "abc"), ("seq_len", 1), ("seq_len", 16.5), ("t_layers", "x"),
+                                       ("t_layers", [0]), ("t_layers", [True]), ("dropout", 1.5),
+                                       ("tf32", "yes"), ("backend", "gpu"), ("validation_batches", 10 ** 9),
+                                       ("batch_size", True), ("music_dir", 3), ("batches", [4])])
+def test_a_damaged_run_json_is_refused_naming_the_setting(run, capsys, key, value):
+    data = json.loads((run / "run.json").read_text())
+    data["settings"][key] = value
+    (run / "run.json").write_text(json.dumps(data))
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert main("--resume", run, "--batches", 4, "--no-progress") == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert f"{run / 'run.json'} is damaged: its {key} is" in line
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_a_checkpoint_with_nan_parameters_is_refused(run, capsys):
+    model = Model.load(run / "latest.npz", backend="numpy")
+    next(iter(model.params.values()))[...] = np.nan
+    model.save(run / "latest.npz")
+    assert main("--resume", run, "--batches", 4, "--no-progress") == 2
+    assert f"{run / 'latest.npz'} holds NaN or Inf parameters" in one_error_line(capsys.readouterr().err)
+    assert [r["batch"] for r in rows(run)] == [1, 2, 3]
+
+
+def test_batches_below_the_checkpoints_step_is_refused(run, capsys):
+    before = (run / "run.json").read_text()
+    assert main("--resume", run, "--batches", 2) == 2
+    assert "is at batch 3, past --batches 2" in one_error_line(capsys.readouterr().err)
+    assert (run / "run.json").read_text() == before and [r["batch"] for r in rows(run)] == [1, 2, 3]
+    assert main("--resume", run / "checkpoint_000002.npz", "--batches", 2) == 0  # that one is at 2: done
+    assert "done: 2 batches; checkpoint " + str(run / "checkpoint_000002.npz") in capsys.readouterr().out
+
+
+def test_without_latest_npz_the_newest_checkpoint_is_resumed(run, capsys):
+    (run / "latest.npz").unlink()
+    (run / "checkpoint_000003.npz").unlink()
+    assert main("--resume", run, "--batches", 4, "--no-progress") == 0
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [(
+        f"warning: {run / 'latest.npz'} is missing; resuming from {run / 'checkpoint_000002.npz'}, the newest "
+        f"checkpoint in {run}")]
+    assert "resuming" in captured.out and "after batch 2" in captured.out
+    assert [r["batch"] for r in rows(run)] == [1, 2, 3, 4]
+    assert Model.load(run / "latest.npz", backend="numpy").step == 4
+
+
+def test_the_resume_hint_works_for_a_folder_named_like_a_flag(music, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BIAXIAL_CU_INTERRUPT_AT", "1")
+    assert main(music, "--out=-run", "--batches", 2, *TINY) == 130
+    monkeypatch.delenv("BIAXIAL_CU_INTERRUPT_AT")
+    hint = capsys.readouterr().err.strip().splitlines()[-1].split("resume with: ")[1]
+    assert hint.endswith(" --resume=-run")
+    assert main(*shlex.split(hint)[3:]) == 0
+    assert Model.load(tmp_path / "-run" / "latest.npz", backend="numpy").step == 2
+
+
+@pytest.mark.parametrize("case", ["done", "interrupted", "nan"])
+def test_ctrl_c_after_the_last_message_is_ignored(music, tmp_path, capsys, monkeypatch, case):
+    """A Ctrl-C in the moment after the last message (as the process leaves) does nothing."""
+    said = []
+
+    def final_then_ctrl_c(message, file=None):
+        final(message, file)
+        said.append(message)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    final = train.final
+    monkeypatch.setattr(train, "final", final_then_ctrl_c)
+    monkeypatch.setenv({"done": "X", "interrupted": "BIAXIAL_CU_INTERRUPT_AT",
+                        "nan": "BIAXIAL_CU_INJECT_NAN_AT"}[case], "1")
+    handler = signal.getsignal(signal.SIGINT)
+    assert main(music, "--out", tmp_path / "run", "--batches", 2, *TINY) == {"done": 0, "interrupted": 130,
+                                                                            "nan": 3}[case]
+    assert signal.getsignal(signal.SIGINT) is handler  # in-process: the caller's handler is back
+    err = capsys.readouterr().err
+    assert len(said) == 1 and "Traceback" not in err and "before training started" not in err
+    monkeypatch.undo()
+    try:
+        assert main(music, "--out", tmp_path / "other", "--batches", 1, *TINY, leaving=True) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # the command line: ignored to the end
+    finally:
+        signal.signal(signal.SIGINT, handler)
+
+
+def test_the_log_follows_the_umask(music, tmp_path):
+    previous = os.umask(0o002)
+    try:
+        assert main(music, "--out", tmp_path / "run", "--batches", 1, *TINY) == 0
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "run" / "log.jsonl").stat().st_mode & 0o777 == 0o664
+    assert (tmp_path / "run" / "run.json").stat().st_mode & 0o777 == 0o664
 
 
 # ----------------------------------------------------------------------------- resuming exactly
@@ -220,8 +397,8 @@ def test_rows_after_the_checkpoint_are_cut_after_a_nan(music, uninterrupted, tmp
     assert "last good checkpoint is" in err and "Traceback" not in err
     assert [r["batch"] for r in rows(out)] == [1, 2, 3, 4]
     hint = err.split("resume from it with ")[1].split()
-    assert hint[:4] == ["python", "-m", "biaxial_cu.train", "--resume"]
-    (out / "log.jsonl").write_text((out / "log.jsonl").read_text() + '{"batch": 5, "train_loss": 1}\n')
+    assert hint[:3] == ["python", "-m", "biaxial_cu.train"] and hint[3] == f"--resume={out / 'latest.npz'}"
+    (out / "log.jsonl").write_text((out / "log.jsonl").read_text() + '{"batch": 5, "train_loss": 1, "seconds": 9}\n')
     assert main(*hint[3:], "--log-every", 1) == 0  # the recorded log-every; a stray later row is cut
     assert "cut 1 row(s) after batch 4" in capsys.readouterr().out
     assert [r["batch"] for r in rows(out)] == [1, 2, 3, 4, 5, 6, 7]
@@ -243,13 +420,15 @@ def test_a_run_interrupted_before_its_first_checkpoint_resumes_from_the_start(mu
         raise KeyboardInterrupt
 
     assert main(music, "--out", out, "--batches", 2, *TINY) == 0
-    (out / "latest.npz").unlink()  # as if stopped before any checkpoint: only run.json and a log
+    for checkpoint in out.glob("*.npz"):  # as if stopped before any checkpoint: only run.json and a log
+        checkpoint.unlink()
     monkeypatch.setattr(train, "load_music", stop)
     assert main("--resume", out) == 130
     monkeypatch.undo()
     assert capsys.readouterr().err.strip().splitlines() == [
         "interrupted before training started; no checkpoint was written"]
     assert main("--resume", out) == 0
+    assert "resuming " + str(out) + " from the start: it holds no checkpoint" in capsys.readouterr().out
     assert Model.load(out / "latest.npz", backend="numpy").step == 2 and [r["batch"] for r in rows(out)] == [2]
 
 
