@@ -7,6 +7,7 @@ fix is a UsageError, printed by `fail` as one line `error: ...`; both exit with 
 import argparse
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -32,9 +33,22 @@ def interrupted(done=None):
     return EXIT_INTERRUPTED
 
 
+def quiet_start():
+    """Called first by a command run as a program: a Ctrl-C while its imports run is one line,
+    exit EXIT_INTERRUPTED (os._exit: an exception raised inside a library's import would surface
+    as that library's import error). main then installs its own handling."""
+    def interrupted_while_starting(*_):
+        sys.stderr.write("interrupted while starting; nothing was written\n")
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+    signal.signal(signal.SIGINT, interrupted_while_starting)
+
+
 def run(work, a, said):
     """work(a, written) -> exit code, with Ctrl-C turned into one line: work appends each output
     file to `written` as it finishes it; said(written) tells what was written."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C is KeyboardInterrupt again
     written = []
     try:
         return work(a, written)

@@ -8,20 +8,24 @@ dropout, beside two baselines on exactly the same predicted steps:
 - repeat: the previous step again, with probability 1 - 1e-3 (1e-3 for what it did not do).
 With --generated DIR, the statistics of generated pieces beside the held-out ones (table + PNG).
 """
-import json
-import sys
-from pathlib import Path
-
-import numpy as np
-
 from . import cli
-from .backends.reference import summed_loss as loss_of_probabilities  # summed loss of P against y
-from .common import write_atomically
-from .data import load_pieces, shipped_corpus_dir
-from .errors import CheckpointError
-from .model import Model
-from .stats import corpus_stats
-from .viz import _pyplot
+
+if __name__ == "__main__":  # Ctrl-C while the imports below run: one line, no traceback
+    cli.quiet_start()
+
+import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from .backends.reference import summed_loss as loss_of_probabilities  # noqa: E402  (summed loss of P against y)
+from .common import write_atomically  # noqa: E402
+from .data import load_pieces, shipped_corpus_dir  # noqa: E402
+from .errors import CheckpointError  # noqa: E402
+from .model import Model  # noqa: E402
+from .stats import corpus_stats  # noqa: E402
+from .viz import _pyplot  # noqa: E402
 
 WINDOW = 128
 CLIP = 1e-4

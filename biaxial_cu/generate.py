@@ -23,23 +23,27 @@ IEEE pow (0 ** 0 = 1, 0 ** negative = inf: adaptive conservativity may go to 0 o
 long silence, and then every note plays, which breaks the silence as in the original). No
 dropout at generation (inverted dropout needs no rescaling at inference).
 """
-import math
-import shutil
-import subprocess
-from pathlib import Path
-
-import numpy as np
-
-from .backends.pitch_sweep import CONSERVATIVITY_PULL_UP, CONSERVATIVITY_STEP_DOWN, MIN_NOTES_PLAYING
 from . import cli
-from .backends.numpy_backend import compose_host
-from .common import N_NOTES, SEGMENT_LEN, ComposeTrace, as_generator, check_int, summarize  # noqa: F401  (compose_trace's result)
-from .data import load_pieces, sample_batch, shipped_corpus_dir
-from .errors import CheckpointError
-from .midi import write_state_matrix
-from .model import Model
-from .params import host_weights
-from .viz import find_soundfont, piano_roll_png, render_wav
+
+if __name__ == "__main__":  # Ctrl-C while the imports below run: one line, no traceback
+    cli.quiet_start()
+
+import math  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from .backends.pitch_sweep import CONSERVATIVITY_PULL_UP, CONSERVATIVITY_STEP_DOWN, MIN_NOTES_PLAYING  # noqa: E402
+from .backends.numpy_backend import compose_host  # noqa: E402
+from .common import N_NOTES, SEGMENT_LEN, ComposeTrace, as_generator, check_int, summarize  # noqa: E402,F401  (ComposeTrace: compose_trace's result)
+from .data import load_pieces, sample_batch, shipped_corpus_dir  # noqa: E402
+from .errors import CheckpointError  # noqa: E402
+from .midi import write_state_matrix  # noqa: E402
+from .model import Model  # noqa: E402
+from .params import host_weights  # noqa: E402
+from .viz import find_soundfont, piano_roll_png, render_wav  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- public

@@ -7,16 +7,20 @@ Runs the model's forward pass (Model.forward, no dropout) over the piece and wri
   along time for every note, pitch layers along the notes of every step);
 - prediction.png: the model's P(play) beside the real piano roll.
 """
-import sys
-
-import numpy as np
-
 from . import cli
-from .common import write_atomically
-from .errors import CheckpointError, MidiError
-from .midi import read_state_matrix
-from .model import Model
-from .viz import _pyplot
+
+if __name__ == "__main__":  # Ctrl-C while the imports below run: one line, no traceback
+    cli.quiet_start()
+
+import sys  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from .common import write_atomically  # noqa: E402
+from .errors import CheckpointError, MidiError  # noqa: E402
+from .midi import read_state_matrix  # noqa: E402
+from .model import Model  # noqa: E402
+from .viz import _pyplot  # noqa: E402
 
 
 def activations(model, S):

@@ -15,35 +15,36 @@ samples would be read back as music.
 For tests, BIAXIAL_CU_INJECT_NAN_AT=i poisons a parameter after batch i, and
 BIAXIAL_CU_INTERRUPT_AT=i sends this process SIGINT (a Ctrl-C) during batch i.
 """
-import signal
-import sys
-
-EXIT_INTERRUPTED = 130
+from . import cli
 
 if __name__ == "__main__":  # Ctrl-C while the imports below run: one line, no traceback
-    def _interrupted_at_start(*_):
-        print("interrupted while starting; nothing was written", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED)
-
-    signal.signal(signal.SIGINT, _interrupted_at_start)
+    cli.quiet_start()
 
 import argparse  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import shlex  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from . import cli  # noqa: E402
+from .checkpoint import read_checkpoint  # noqa: E402
 from .cli import UsageError, float_in, int_at_least, int_in  # noqa: E402
 from .common import N_NOTES, summarize, write_atomically  # noqa: E402
+from .data import load_pieces_report, sample_batch, shipped_corpus_dir, split_pieces  # noqa: E402
 from .errors import CheckpointError  # noqa: E402
+from .generate import compose, seed_from_pieces  # noqa: E402
+from .midi import write_state_matrix  # noqa: E402
+from .model import Model, choose_backend  # noqa: E402
+from .params import param_shapes  # noqa: E402
+from .viz import piano_roll_png, training_curve_png  # noqa: E402
 
-EXIT_USAGE, EXIT_NAN = cli.EXIT_USAGE, 3
+EXIT_USAGE, EXIT_INTERRUPTED, EXIT_NAN = cli.EXIT_USAGE, cli.EXIT_INTERRUPTED, 3
 RUN_FILE, LOG_FILE, LATEST = "run.json", "log.jsonl", "latest.npz"
 RUN_VERSION = 1
 # A model whose parameters, optimiser state and gradients (4 float32 copies) plus one batch's
@@ -214,8 +215,6 @@ def settings(a, recorded, where):
             if given is None:
                 defaulted.append(key)
     if s["music_dir"] is None:
-        from .data import shipped_corpus_dir
-
         s["music_dir"] = str(shipped_corpus_dir())
     return SimpleNamespace(**s), defaulted
 
@@ -275,13 +274,15 @@ def read_recorded(folder, checkpoint):
             recorded = data["settings"]
             if not isinstance(recorded, dict):
                 raise TypeError("its settings are not a mapping")
+            nulls = [key for key, value in recorded.items()
+                     if value is None and key in SETTINGS and SETTINGS[key][1] is not None]
+            if nulls:
+                raise TrainError(f"{path} is damaged: its {nulls[0]} is null; start a new run with --force")
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise TrainError(f"{path} cannot be read ({e}); start a new run with --force") from None
         return check_recorded(recorded, path), path
     if checkpoint is None:
         raise TrainError(f"{folder} holds no {RUN_FILE} and no {LATEST} to resume")
-    from .checkpoint import read_checkpoint
-
     _, meta = read_checkpoint(checkpoint)  # a run from before run.json: the model's own settings
     config = meta.get("config", {})
     return check_recorded({key: config.get(name) for key, name in MODEL_SETTINGS.items()}, checkpoint), checkpoint
@@ -289,8 +290,6 @@ def read_recorded(folder, checkpoint):
 
 def model_bytes(t_layers, p_layers, batch_size, seq_len):
     """An estimate of the memory training needs (bytes): see MAX_MODEL_BYTES."""
-    from .params import param_shapes
-
     params = sum(math.prod(shape) for shape in param_shapes(t_layers, p_layers).values())
     units = sum(t_layers) + sum(p_layers)
     return 4 * 4 * params + 4 * ACTIVATION_FLOATS * batch_size * (seq_len - 1) * N_NOTES * units
@@ -309,8 +308,6 @@ def memory_limit(backend):
 
 
 def check_size(s):
-    from .model import choose_backend
-
     limit, what = memory_limit(choose_backend(s.backend, "float32"))
     need = model_bytes(s.t_layers, s.p_layers, s.batch_size, s.seq_len)
     if need > limit:
@@ -321,8 +318,6 @@ def check_size(s):
 
 
 def make_model(s, checkpoint):
-    from .model import Model
-
     try:
         if checkpoint is not None:
             model = Model.load(checkpoint, backend=s.backend, tf32=bool(s.tf32))
@@ -352,8 +347,6 @@ def check_apart(out, music_dir, resumed):
 
 
 def load_music(folder, min_steps):
-    from .data import load_pieces_report
-
     folder = Path(folder)
     if not folder.exists():
         raise TrainError(f"no such folder: {folder}")
@@ -461,10 +454,6 @@ def finite(model, loss):
 
 
 def write_sample(model, pieces, out, batch, s):
-    from .generate import compose, seed_from_pieces
-    from .midi import write_state_matrix
-    from .viz import piano_roll_png
-
     rng = np.random.default_rng([s.seed, 1, batch])
     piece = compose(model, seed_from_pieces(pieces, rng, seq_len=s.seq_len), s.sample_steps, rng=rng)
     write_state_matrix(piece, out / f"sample_{batch:06d}.mid")
@@ -524,8 +513,6 @@ def prepare(a):
         if model.step > s.batches:
             raise TrainError(f"{checkpoint} is at batch {model.step}, past --batches {s.batches}; give "
                              f"--batches {model.step} or more to train further")
-    from .data import split_pieces
-
     report = load_music(s.music_dir, s.seq_len)
     train_pieces, valid_pieces = split_pieces(report.pieces, s.validation_fraction, seed=s.seed)
     print(report.summary() + f"; {len(train_pieces)} for training, {len(valid_pieces)} held out", flush=True)
@@ -546,8 +533,6 @@ def final(message, file=None):
 
 def train(a):
     s, model, (train_pieces, valid_pieces), out, checkpoint, notes = prepare(a)
-    from .data import sample_batch
-
     # From here on files are written.
     out.mkdir(parents=True, exist_ok=True)
     if a.force and not a.resume:
@@ -579,8 +564,6 @@ def train(a):
     first = model.step + 1
     last_good = checkpoint if checkpoint is not None and model.step else None
     from tqdm import tqdm
-
-    from .viz import training_curve_png
 
     stop = []  # Ctrl-C: finish the batch under way, then checkpoint and leave
     previous_handler = signal.signal(signal.SIGINT, lambda *_: stop.append(True))

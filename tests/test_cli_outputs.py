@@ -3,12 +3,14 @@ another, over the checkpoint or over an input; errors in one line, nothing writt
 import hashlib
 import io
 import os
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
 import pytest
 
-from biaxial_cu import Model, evaluate, generate, inspect
+from biaxial_cu import Model, cli, evaluate, generate, inspect
 from biaxial_cu.midi import write_state_matrix
 
 
@@ -208,3 +210,13 @@ def test_a_checkpoint_claiming_a_huge_array_is_one_line_in_every_command(setup, 
     refused(evaluate.main, [huge, music, "--train-dir", music, "--backend", "numpy"], root, capsys,
             "claims shape")
     refused(inspect.main, [huge, music / "a.mid", "--out", root / "i"], root, capsys, "claims shape")
+
+
+def test_ctrl_c_while_a_command_starts_is_one_line():
+    """cli.quiet_start, which every command calls before its imports when run as a program: a
+    Ctrl-C then is one line and exit 130, not a traceback from inside a library's import."""
+    code = ("import os, signal, time\nfrom biaxial_cu import cli\ncli.quiet_start()\n"
+            "os.kill(os.getpid(), signal.SIGINT)\ntime.sleep(10)\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == cli.EXIT_INTERRUPTED
+    assert r.stderr.splitlines() == ["interrupted while starting; nothing was written"]

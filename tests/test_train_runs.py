@@ -244,7 +244,7 @@ def test_a_run_without_run_json_takes_the_checkpoints_model_and_says_which_are_d
 @pytest.mark.parametrize("key,value", [("seq_len", "abc"), ("seq_len", 1), ("seq_len", 16.5), ("t_layers", "x"),
                                        ("t_layers", [0]), ("t_layers", [True]), ("dropout", 1.5),
                                        ("tf32", "yes"), ("backend", "gpu"), ("validation_batches", 10 ** 9),
-                                       ("batch_size", True), ("music_dir", 3), ("batches", [4])])
+                                       ("batch_size", True), ("batch_size", None), ("music_dir", 3), ("batches", [4])])
 def test_a_damaged_run_json_is_refused_naming_the_setting(run, capsys, key, value):
     data = json.loads((run / "run.json").read_text())
     data["settings"][key] = value
