@@ -58,17 +58,7 @@ def run(work, a, said):
 
 def int_at_least(minimum):
     """An argparse type: an int >= minimum."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    parse.__name__ = f"int >= {minimum}"
-    return parse
+    return int_in(minimum, None)
 
 
 def float_in(low, high, *, low_open=False, high_open=False):
@@ -147,17 +137,18 @@ def same_file(a, b):
 
 
 def int_in(low, high):
-    """An argparse type: an int in [low, high]."""
+    """An argparse type: an int in [low, high] (high None: no upper bound)."""
     def parse(text):
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}" if high is None
+                                             else f"must be in [{low}, {high}], got {value}")
         return value
 
-    parse.__name__ = f"int in [{low}, {high}]"
+    parse.__name__ = f"int >= {low}" if high is None else f"int in [{low}, {high}]"
     return parse
 
 

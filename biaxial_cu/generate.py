@@ -210,7 +210,7 @@ MAX_COUNT = 1000  # --count
 
 def build_parser():
     ap = cli.ArgumentParser(prog="python -m biaxial_cu.generate",
-                                 description="Compose with a trained model (MODEL_SPEC section 7).")
+                            description="Compose with a trained model (MODEL_SPEC section 7).")
     ap.add_argument("checkpoint")
     ap.add_argument("--out", default="piece.mid", type=cli.file_name,
                     help="MIDI file, overwritten if it exists (default piece.mid); with --count K: "
@@ -277,8 +277,9 @@ def main(argv=None):
 def _main(a, written):
     try:
         outputs = output_paths(a)
-        if a.wav and wav_unavailable_reason():
-            raise cli.UsageError(wav_unavailable_reason())
+        missing = a.wav and wav_unavailable_reason()
+        if missing:
+            raise cli.UsageError(missing)
     except cli.UsageError as e:
         return cli.fail(e)
     try:

@@ -6,9 +6,10 @@ note, q = ticks_per_beat / 4 ticks (a real number).
 
 Reading (MIDI -> S), in four passes:
   1. bytes: the whole file is read into memory (a regular file of at most MAX_FILE_BYTES,
-     64 MB; a FIFO, a device or a bigger file is refused); we check the 14-byte header ourselves (MThd,
-     format 0/1, ticks per beat > 0, no SMPTE timing, at most MAX_TRACKS tracks) so that each
-     refusal has a clear reason, then mido parses the tracks from an in-memory buffer. Every
+     64 MB; a FIFO, a device or a bigger file is refused); we check the 14-byte header
+     ourselves (MThd, format 0/1, ticks per beat > 0, no SMPTE timing, at most MAX_TRACKS
+     tracks) so that each refusal has a clear reason, then mido parses the tracks from an
+     in-memory buffer. Every
      failure of the parse (mido raises OSError, EOFError, ValueError, KeyError, IndexError,
      struct.error, its own KeySignatureError, ...) becomes one MidiError naming the file.
   2. events: one Python pass over the messages of each track turns delta times into absolute

@@ -38,7 +38,7 @@ from .cli import UsageError, float_in, int_at_least, int_in  # noqa: E402
 from .common import N_NOTES, summarize, write_atomically  # noqa: E402
 from .data import load_pieces_report, sample_batch, shipped_corpus_dir, split_pieces  # noqa: E402
 from .errors import CheckpointError  # noqa: E402
-from .generate import compose, seed_from_pieces  # noqa: E402
+from .generate import MAX_STEPS, compose, seed_from_pieces  # noqa: E402
 from .midi import write_state_matrix  # noqa: E402
 from .model import Model, choose_backend  # noqa: E402
 from .params import param_shapes  # noqa: E402
@@ -54,7 +54,6 @@ MAX_MODEL_BYTES = 256 * 2 ** 30
 ACTIVATION_FLOATS = 6
 # Caps on counts, checked at parse time: beyond them a run would hang or fail late.
 MAX_BATCHES = 10 ** 9  # --batches and the intervals
-MAX_SAMPLE_STEPS = 100000  # as generate --steps
 MAX_VALIDATION_BATCHES = 10000
 
 # Recorded settings: key (the argparse dest) -> (flag, default). A resumed run takes them from
@@ -124,7 +123,7 @@ def build_parser():
                     help="the interval until --early-until (100; 0 = --sample-every throughout)")
     ap.add_argument("--early-until", type=int_in(0, MAX_BATCHES), default=None,
                     help="last batch of the early interval (1000; 0 = no early interval)")
-    ap.add_argument("--sample-steps", type=int_in(0, MAX_SAMPLE_STEPS), default=None,
+    ap.add_argument("--sample-steps", type=int_in(0, MAX_STEPS), default=None,
                     help="length of samples written (256; 0 = write no samples)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap

@@ -33,7 +33,7 @@ def bad_values(action):
     if action.choices is not None:
         values.append(("bogus-choice", "not a choice"))
     if name.startswith("int >= "):
-        values += [(str(closure(kind)["minimum"] - 1), "below the minimum"), ("abc", "not a number"),
+        values += [(str(closure(kind)["low"] - 1), "below the minimum"), ("abc", "not a number"),
                    ("nan", "nan"), ("1.5", "fraction")]
     elif name.startswith("int in ["):
         c = closure(kind)

@@ -127,11 +127,14 @@ def test_gradients_use_dropout_and_loss_does_not():
     assert m.gradients(S, masks)[0] == m.gradients(S, masks)[0]
 
 
-def test_masks_must_name_exactly_the_models_layers_with_their_shapes():
-    S = random_batch(2)  # B=2, T=6
+def masked_model():
+    """A (2, 6) batch, a model with dropout, its good masks and a copy of its parameters."""
     m = Model(**TINY, seed=1, dropout=0.5)
-    good = m.dropout_masks(2, 6)
-    before = {k: v.copy() for k, v in m.params.items()}
+    return random_batch(2), m, m.dropout_masks(2, 6), {k: v.copy() for k, v in m.params.items()}
+
+
+def test_masks_must_name_exactly_the_models_layers_with_their_shapes():
+    S, m, good, before = masked_model()
     with pytest.raises(ValueError, match=r"missing 4: time\.0, time\.1, pitch\.0 and 1 more.*dropout=0\.0"):
         m.train_step(S, masks={})  # not "no dropout": refused
     partial = {k: v for k, v in good.items() if k != "pitch.1"}
@@ -149,10 +152,7 @@ def test_masks_must_name_exactly_the_models_layers_with_their_shapes():
 
 
 def test_masks_must_hold_finite_real_numbers_named_by_layer():
-    S = random_batch(2)  # B=2, T=6
-    m = Model(**TINY, seed=1, dropout=0.5)
-    good = m.dropout_masks(2, 6)
-    before = {k: v.copy() for k, v in m.params.items()}
+    S, m, good, before = masked_model()
     nan = dict(good, **{"time.1": np.full(good["time.1"].shape, np.nan)})
     with pytest.raises(ValueError, match=r"masks\['time\.1'\] holds NaN or infinite"):
         m.train_step(S, nan)

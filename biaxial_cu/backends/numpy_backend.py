@@ -76,10 +76,8 @@ class NumpyBackend:
         """(loss, {"time.k" / "pitch.k": (B, T-1, 78, H) hidden outputs, "probabilities":
         (B, T-1, 78, 2)}) of a batch without dropout."""
         loss, (caches, _, P, _, B) = self.forward(batch)
-        acts = {name: (ref.time_to_pieces if name.startswith("time") else ref.pitch_to_pieces)(cache[1], B)
-                for name, cache in caches.items()}  # cache[1]: every step's h
-        acts["probabilities"] = ref.pitch_to_pieces(P, B)
-        return loss, acts
+        outputs = {name: cache[1] for name, cache in caches.items()}  # cache[1]: every step's h
+        return loss, ref.activations_by_piece(outputs, P, B)
 
     def gradients(self, batch, masks):
         """(loss, {name: gradient}): new arrays, not the optimiser's buffer."""

@@ -248,6 +248,15 @@ def pitch_to_pieces(x, B):
     return x.reshape(N, B, R // B, H).transpose(1, 2, 0, 3)
 
 
+def activations_by_piece(outputs, P, B):
+    """{"time.k" / "pitch.k": every step's h in its stack's layout} and P (78, B*(T-1), 2) ->
+    {name: (B, T-1, 78, H), "probabilities": (B, T-1, 78, 2)}: views, numpy or device arrays."""
+    acts = {name: (time_to_pieces if name.startswith("time") else pitch_to_pieces)(h, B)
+            for name, h in outputs.items()}
+    acts["probabilities"] = pitch_to_pieces(P, B)
+    return acts
+
+
 # ----------------------------------------------------------------------------- output + loss (output_loss.cu)
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from ...common import ADADELTA_EPS, ADADELTA_RHO, CLIP_NORM, N_FEATURES, N_NOTES, to_host
 from ...params import FlatState, flat_size, flat_views, mask_shapes
+from .. import reference as ref
 from .generator import DeviceGenerator
 from .kernels import (ACTS, ELEMENTWISE_THREADS, FEATURE_THREADS, LOSS_THREADS, NORM_THREADS, blocks, cublas_tf32,
                       kernel, lstm_backward_launch, lstm_forward_launch, lstm_step_kernel_name)
@@ -203,18 +204,11 @@ class CudaBackend:
     def activations(self, batch):
         """(loss, {"time.k" / "pitch.k": (B, T-1, 78, H), "probabilities": (B, T-1, 78, 2)}) on
         the host, without dropout: the hidden outputs the forward pass keeps anyway."""
-        cp, B = self.cp, batch.shape[0]
         with self.gemm_precision():
             loss, (caches, _, P, _) = self.device_forward(self.to_device(batch))
-        L = batch.shape[1] - 1
-        acts = {}
-        for name, (_, h, _, _) in caches.items():
-            if name.startswith("time"):  # (T-1, B*78, H)
-                acts[name] = to_host(cp.ascontiguousarray(h.reshape(L, B, N_NOTES, -1).transpose(1, 0, 2, 3)))
-            else:  # (78, B*(T-1), H)
-                acts[name] = to_host(cp.ascontiguousarray(h.reshape(N_NOTES, B, L, -1).transpose(1, 2, 0, 3)))
-        acts["probabilities"] = to_host(cp.ascontiguousarray(P.reshape(N_NOTES, B, L, 2).transpose(1, 2, 0, 3)))
-        return float(loss), acts
+        outputs = {name: cache[1] for name, cache in caches.items()}  # cache[1]: every step's h
+        acts = ref.activations_by_piece(outputs, P, batch.shape[0])
+        return float(loss), {name: np.ascontiguousarray(to_host(a)) for name, a in acts.items()}
 
     def gradients(self, batch, masks):
         """(loss, {name: gradient view}): the arrays are the optimiser's buffer, overwritten by
