@@ -30,7 +30,7 @@ import numpy as np
 
 from .common import N_NOTES, SEGMENT_STRIDE, as_generator, check_int, shown_path, summarize
 from .errors import MidiError
-from .midi import MidiWarning, read_state_matrix
+from .midi import DEFAULT_MAX_STEPS, MidiWarning, read_state_matrix
 
 MIDI_SUFFIXES = (".mid", ".midi")
 TOO_SHORT = "too short"
@@ -80,7 +80,7 @@ class LoadReport:
 # ----------------------------------------------------------------------------- loading
 
 
-def load_pieces(folder, *, min_steps=128, include_drums=False, max_steps=100_000):
+def load_pieces(folder, *, min_steps=128, include_drums=False, max_steps=DEFAULT_MAX_STEPS):
     """Every readable MIDI file under folder with at least min_steps steps: {key: S}.
 
     Keys are paths relative to folder with '/' separators, in sorted order. Unreadable files
@@ -91,7 +91,7 @@ def load_pieces(folder, *, min_steps=128, include_drums=False, max_steps=100_000
     return report.pieces
 
 
-def load_pieces_report(folder, *, min_steps=128, include_drums=False, max_steps=100_000):
+def load_pieces_report(folder, *, min_steps=128, include_drums=False, max_steps=DEFAULT_MAX_STEPS):
     """Like load_pieces, but returns a LoadReport with the skipped files and the time taken."""
     folder = _check_folder(folder)
     min_steps = check_int(min_steps, "min_steps", 1)

@@ -40,7 +40,7 @@ from .backends.numpy_backend import compose_host  # noqa: E402
 from .common import N_NOTES, SEGMENT_LEN, ComposeTrace, as_generator, check_int, summarize  # noqa: E402,F401  (ComposeTrace: compose_trace's result)
 from .data import load_pieces, sample_batch, shipped_corpus_dir  # noqa: E402
 from .errors import CheckpointError  # noqa: E402
-from .midi import write_state_matrix  # noqa: E402
+from .midi import DEFAULT_MAX_STEPS, write_state_matrix  # noqa: E402
 from .model import Model  # noqa: E402
 from .params import host_weights  # noqa: E402
 from .viz import find_soundfont, piano_roll_png, render_wav  # noqa: E402
@@ -204,7 +204,7 @@ def _check_trace(trace, n_pieces, steps):
 # ----------------------------------------------------------------------------- command line
 
 
-MAX_STEPS = 100_000  # --steps: the reader's default max_steps; (steps, 78, 2) uniforms of 125 MB
+MAX_STEPS = DEFAULT_MAX_STEPS  # --steps: the reader's default cut; (steps, 78, 2) uniforms of 125 MB
 MAX_COUNT = 1000  # --count
 
 

@@ -50,6 +50,7 @@ MAX_TRACKS = 32767  # mido reads the track count as a signed 16-bit number; more
 MAX_STEPS_LIMIT = 2**31 - 1  # largest max_steps accepted (keeps tick arithmetic in int64)
 MIN_WRITE_TICKS_PER_BEAT = 8  # smallest ticks_per_beat written (exact round trip from 8 on)
 MAX_WRITE_TICKS_PER_BEAT = 32767  # the header's division field is 15 bits
+DEFAULT_MAX_STEPS = 100_000  # read_state_matrix's default cut (and a composition's longest)
 MAX_FILE_BYTES = 64 * 2**20  # larger files are refused (MidiError) before being read whole
 
 
@@ -60,7 +61,7 @@ class MidiWarning(UserWarning):
 # ----------------------------------------------------------------------------- reading
 
 
-def read_state_matrix(path, *, include_drums=False, max_steps=100_000):
+def read_state_matrix(path, *, include_drums=False, max_steps=DEFAULT_MAX_STEPS):
     """Read a MIDI file into a state matrix S of shape (T, 78, 2), uint8.
 
     Raises MidiError (naming the file and the reason) for any file it cannot read.
