@@ -15,9 +15,10 @@ import numpy as np
 from .backends.cuda import CudaBackend, cuda_unavailable_reason
 from .backends.numpy_backend import NumpyBackend
 from .checkpoint import check_state_arrays, read_checkpoint, state_arrays, write_checkpoint
-from .common import CELL_ACTIVATIONS, N_NOTES, summarize, to_host
+from .common import CELL_ACTIVATIONS, CLIP_NORM, N_NOTES, summarize, to_host
 from .errors import CheckpointError
-from .params import OPTIMISER_STATES, check_sizes, init_params, mask_shapes, param_shapes
+from .params import (OPTIMISER_STATES, check_sizes, clip_segment_count, init_params, mask_shapes, masks_of_rows,
+                     param_shapes)
 
 log = logging.getLogger("biaxial_cu")
 
@@ -200,12 +201,35 @@ class Model:
         batch = check_batch(batch)
         return self.engine.gradients(batch, self._masks_for(batch, masks))
 
-    def train_step(self, batch, masks=None):
-        """One Adadelta step (MODEL_SPEC 5); returns the loss of the forward pass it used."""
+    def train_step(self, batch, masks=None, *, ranks=None):
+        """One Adadelta step (MODEL_SPEC 5); returns the loss of the forward pass it used.
+
+        ranks (distributed.MpiWorld): data-parallel, every rank calling with the same global
+        batch and model state: this rank computes the gradients of its share of the rows with
+        its rows of the global masks, ranks.reduce sums gradients and losses over the ranks, and
+        every rank applies the same update. Returns the whole batch's loss."""
         batch = check_batch(batch)
-        loss = self.engine.train_step(batch, self._masks_for(batch, masks))
+        masks = self._masks_for(batch, masks)
+        reduce = None
+        if ranks is not None:
+            start, stop = ranks.share(batch.shape[0])
+            masks = masks_of_rows(masks, batch.shape[1], start, stop) if masks else masks
+            batch, reduce = batch[start:stop], ranks.reduce
+        loss = self.engine.train_step(batch, masks, reduce)
         self.step += 1
         return loss
+
+    def gradient_norms(self):
+        """({tensor: L2 norm}, {tensor: clipping segments over CLIP_NORM}) of the gradients of the
+        last train_step, before clipping (per-gate clipping, MODEL_SPEC 5)."""
+        sq = self.engine.gradient_sq_norms()  # (n_seg,) float64
+        norms, clipped, at = {}, {}, 0
+        for name in self.params:
+            n_seg = clip_segment_count(name)
+            norms[name] = float(np.sqrt(sq[at:at + n_seg].sum()))
+            clipped[name] = int((np.sqrt(sq[at:at + n_seg]) > CLIP_NORM).sum())
+            at += n_seg
+        return norms, clipped
 
     # ------------------------------------------------------------------ checkpoints
 

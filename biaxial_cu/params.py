@@ -44,6 +44,14 @@ def mask_shapes(config, B, T):
     return shapes
 
 
+def masks_of_rows(masks, T, start, stop):
+    """The masks of batch rows [start, stop) of a (B, T, 78, 2) batch's masks (views): a time
+    layer's rows are b*78 + n, a pitch layer's b*(T-1) + t (mask_shapes)."""
+    per_row = {"time": N_NOTES, "pitch": T - 1}
+    return {name: m[start * per_row[name.split(".")[0]]:stop * per_row[name.split(".")[0]]]
+            for name, m in masks.items()}
+
+
 def init_params(shapes, rng, dtype):
     """The original's initialisation: N(0, 1) / out, out = H per gate block, 2 for out.*."""
     return {name: (rng.standard_normal(shape) / (2 if name.startswith("out.") else shape[0] // 4)).astype(dtype)

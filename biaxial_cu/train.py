@@ -12,8 +12,15 @@ run.json (an older version's) takes the checkpoint's model, the command line's f
 for the rest (and says which). A run folder and its MUSIC_DIR never lie inside one another: the
 samples would be read back as music.
 
-For tests, BIAXIAL_CU_INJECT_NAN_AT=i poisons a parameter after batch i, and
-BIAXIAL_CU_INTERRUPT_AT=i sends this process SIGINT (a Ctrl-C) during batch i.
+Under an MPI launcher (`mpirun -n N python -m biaxial_cu.train ...`) the N ranks train one model
+on the same global batches (distributed.py): every rank checks and loads what it needs, all agree
+before anything is written, rank 0 alone writes the run folder, validation batches are shared out,
+and a Ctrl-C, a NaN or an error on any rank stops every rank at the same batch.
+
+For tests, BIAXIAL_CU_INJECT_NAN_AT=i poisons a parameter after batch i,
+BIAXIAL_CU_INTERRUPT_AT=i sends this process SIGINT (a Ctrl-C) during batch i and
+BIAXIAL_CU_KILL_AT=i kills it (SIGKILL) and BIAXIAL_CU_STOP_AT=i freezes it (SIGSTOP) during batch
+i; with BIAXIAL_CU_FAULT_RANK=r only rank r does so.
 """
 from . import cli
 
@@ -21,6 +28,7 @@ if __name__ == "__main__":  # Ctrl-C while the imports below run: one line, no t
     cli.quiet_start()
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
@@ -28,6 +36,7 @@ import shlex  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
@@ -37,6 +46,7 @@ from .checkpoint import read_checkpoint  # noqa: E402
 from .cli import UsageError, float_in, int_at_least, int_in  # noqa: E402
 from .common import N_NOTES, summarize, write_atomically  # noqa: E402
 from .data import load_pieces_report, sample_batch, shipped_corpus_dir, split_pieces  # noqa: E402
+from .distributed import DistributedError, world  # noqa: E402
 from .errors import CheckpointError  # noqa: E402
 from .generate import MAX_STEPS, compose, seed_from_pieces  # noqa: E402
 from .midi import write_state_matrix  # noqa: E402
@@ -448,10 +458,6 @@ def resume_losses(checkpoint, step):
 # ----------------------------------------------------------------------------- training
 
 
-def finite(model, loss):
-    return bool(np.isfinite(loss)) and model.parameters_finite()
-
-
 def write_sample(model, pieces, out, batch, s):
     rng = np.random.default_rng([s.seed, 1, batch])
     piece = compose(model, seed_from_pieces(pieces, rng, seq_len=s.seq_len), s.sample_steps, rng=rng)
@@ -474,7 +480,7 @@ def checkpoint_due(batch, s):
     return bool(every) and batch % every == 0
 
 
-def prepare(a):
+def prepare(a, ranks):
     """Everything checked and loaded before a file is written: (settings, model, pieces, out,
     checkpoint, notes: the warnings to print once the run starts)."""
     notes = []
@@ -504,6 +510,12 @@ def prepare(a):
         notes.append(f"warning: {said}; took the defaults {defaults_shown(defaulted)}; {RUN_FILE} records "
                      f"them now")
     check_size(s)
+    try:
+        ranks.share(s.batch_size)
+    except ValueError as e:
+        raise TrainError(str(e)) from None
+    if choose_backend(s.backend, "float32") == "cuda":
+        ranks.choose_gpu()
     model = make_model(s, checkpoint)
     if checkpoint is not None:
         if not model.parameters_finite():
@@ -530,9 +542,39 @@ def final(message, file=None):
     print(message, file=file or sys.stdout, flush=True)
 
 
-def train(a):
-    s, model, (train_pieces, valid_pieces), out, checkpoint, notes = prepare(a)
-    # From here on files are written.
+def agreed(ranks, work):
+    """work()'s result once every rank has done its part without error; otherwise every rank
+    raises the first rank's error (rank 0 prints it), so all stop before anything is written."""
+    try:
+        result, error = work(), None
+    except (UsageError, CheckpointError, RuntimeError, OSError, ValueError) as e:
+        result, error = None, e
+    said = ranks.gather_text("" if error is None else error_line(error))
+    failed = [(rank, message) for rank, message in enumerate(said) if message]
+    if error is not None:
+        raise error
+    if failed:
+        rank, message = failed[0]
+        raise TrainError(f"rank {rank}: {message}")
+    return result
+
+
+def error_line(error):
+    """The one line `error: ...` says for an exception main handles."""
+    if isinstance(error, OSError) and not isinstance(error, (UsageError, CheckpointError)):
+        return f"{error.filename}: {error.strerror or error}" if error.filename else str(error.strerror or error)
+    return str(error)
+
+
+def fault_here(variable, batch, ranks):
+    """A test hook: is batch the one `variable` names, on the rank BIAXIAL_CU_FAULT_RANK names (any)?"""
+    rank = os.environ.get("BIAXIAL_CU_FAULT_RANK")
+    return batch == int(os.environ.get(variable, "-1")) and (rank is None or int(rank) == ranks.rank)
+
+
+def start_run_folder(a, s, model, out, checkpoint, notes):
+    """Rank 0: make the run folder, record run.json, cut the log back to the checkpoint; returns
+    (train losses since the last log row, seconds so far)."""
     out.mkdir(parents=True, exist_ok=True)
     if a.force and not a.resume:
         aside = move_aside(out)
@@ -549,69 +591,101 @@ def train(a):
             print(note, file=sys.stderr, flush=True)
         print(f"resuming {out} after batch {model.step}" if checkpoint is not None else
               f"resuming {out} from the start: it holds no checkpoint", flush=True)
+    return losses, seconds
+
+
+def validation_loss(model, valid_pieces, s, ranks):
+    """The mean summed loss of the validation batches (batch i drawn from (seed, 2, i), afresh
+    each time: none kept in memory); with several ranks each computes every N-th batch."""
+    mine = np.zeros(s.validation_batches)  # (V,)
+    for i in range(ranks.rank, s.validation_batches, ranks.size):
+        mine[i] = model.loss(sample_batch(valid_pieces, s.batch_size, s.seq_len, np.random.default_rng([s.seed, 2, i])))
+    return float(np.mean(ranks.sum(mine, "the validation losses") if ranks.size > 1 else mine))
+
+
+def train(a, ranks):
+    s, model, (train_pieces, valid_pieces), out, checkpoint, notes = agreed(ranks, lambda: prepare(a, ranks))
+    ranks.running = True  # from here on an error on one rank stops them all (main)
+    if model.backend == "cuda":
+        ranks.connect_gpus()
+    if ranks.size > 1 and ranks.is_root:
+        print(ranks.describe(), flush=True)
+    elif ranks.size > 1:
+        ranks.describe()
+    # From here on files are written, by rank 0 alone.
+    losses, seconds = start_run_folder(a, s, model, out, checkpoint, notes) if ranks.is_root else ([], 0.0)
     print(f"backend {model.backend}, {model.parameter_count()} parameters, "
           f"layers time {model.config['t_layer_sizes']} pitch {model.config['p_layer_sizes']}", flush=True)
     validates = s.validation_batches and any(len(p) >= s.seq_len for p in valid_pieces.values())
-
-    def validation_batches():  # drawn afresh for each log row: the same batches, none kept in memory
-        for i in range(s.validation_batches):
-            yield sample_batch(valid_pieces, s.batch_size, s.seq_len, np.random.default_rng([s.seed, 2, i]))
-
     note_steps = s.batch_size * (s.seq_len - 1) * N_NOTES
-    inject = int(os.environ.get("BIAXIAL_CU_INJECT_NAN_AT", "-1"))
-    interrupt_at = int(os.environ.get("BIAXIAL_CU_INTERRUPT_AT", "-1"))
     first = model.step + 1
     last_good = checkpoint if checkpoint is not None and model.step else None
+    ranks.last_words = f"the last good checkpoint is {last_good}" if last_good else ""
     from tqdm import tqdm
 
     stop = []  # Ctrl-C: finish the batch under way, then checkpoint and leave
     previous_handler = signal.signal(signal.SIGINT, lambda *_: stop.append(True))
-    bar = tqdm(range(first, s.batches + 1), initial=first - 1, total=s.batches, disable=a.no_progress,
-               unit="batch", dynamic_ncols=True)
+    bar = tqdm(range(first, s.batches + 1), initial=first - 1, total=s.batches,
+               disable=a.no_progress or not ranks.is_root, unit="batch", dynamic_ncols=True)
     start = time.time() - seconds
-    log = os.open(out / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # as the umask says
+    log = os.open(out / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666) if ranks.is_root else None
+    stopping = False  # every rank's agreed Ctrl-C
     try:
         for batch in bar:
-            if stop:
+            if stopping:
                 break
             loss = model.train_step(sample_batch(train_pieces, s.batch_size, s.seq_len,
-                                                 np.random.default_rng([s.seed, 0, batch])))
-            if batch == inject:
+                                                 np.random.default_rng([s.seed, 0, batch])),
+                                    ranks=ranks if ranks.size > 1 else None)
+            if fault_here("BIAXIAL_CU_INJECT_NAN_AT", batch, ranks):
                 next(iter(model.params.values()))[...] = np.nan
-            if batch == interrupt_at:
+            if fault_here("BIAXIAL_CU_INTERRUPT_AT", batch, ranks):
                 os.kill(os.getpid(), signal.SIGINT)
-            if not finite(model, loss):
+            if fault_here("BIAXIAL_CU_KILL_AT", batch, ranks):
+                os.kill(os.getpid(), signal.SIGKILL)
+            if fault_here("BIAXIAL_CU_STOP_AT", batch, ranks):
+                os.kill(os.getpid(), signal.SIGSTOP)
+            interrupted, broken = ranks.sum([bool(stop), not model.parameters_finite()], "the stop check")
+            stopping = interrupted > 0
+            if broken or not np.isfinite(loss):
                 where = (f"the last good checkpoint is {last_good}; resume from it with "
                          f"{resume_hint(last_good)}" if last_good else "no checkpoint was written yet")
                 bar.close()
-                final(f"\nstopped: NaN or Inf in the loss or parameters at batch {batch}; {where}", sys.stderr)
+                if ranks.is_root:
+                    final(f"\nstopped: NaN or Inf in the loss or parameters at batch {batch}; {where}", sys.stderr)
                 return EXIT_NAN
             losses.append(float(loss) / note_steps)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if batch % s.log_every == 0 or batch == s.batches:
-                val = (float(np.mean([model.loss(b) for b in validation_batches()])) / note_steps
-                       if validates else None)
-                row = {"batch": batch, "train_loss": float(np.mean(losses)), "val_loss": val,
-                       "seconds": round(time.time() - start, 3)}
-                os.write(log, (json.dumps(row) + "\n").encode())  # one whole line per write
+                val = validation_loss(model, valid_pieces, s, ranks) / note_steps if validates else None
+                if ranks.is_root:
+                    row = {"batch": batch, "train_loss": float(np.mean(losses)), "val_loss": val,
+                           "seconds": round(time.time() - start, 3)}
+                    os.write(log, (json.dumps(row) + "\n").encode())  # one whole line per write
+                    training_curve_png(out / LOG_FILE, out / "curve.png")
                 losses = []
-                training_curve_png(out / LOG_FILE, out / "curve.png")
             if checkpoint_due(batch, s):
-                last_good = save_checkpoint(model, out, losses, round(time.time() - start, 3))
-                if s.sample_steps:
-                    write_sample(model, train_pieces, out, batch, s)
+                last_good = out / LATEST
+                ranks.last_words = f"the last good checkpoint is {last_good}"
+                if ranks.is_root:
+                    save_checkpoint(model, out, losses, round(time.time() - start, 3))
+                    if s.sample_steps:
+                        write_sample(model, train_pieces, out, batch, s)
         bar.close()
-        if stop and model.step < s.batches:
-            path = save_checkpoint(model, out, losses, round(time.time() - start, 3))
-            final(f"\ninterrupted after batch {model.step}: checkpoint {path}; resume with: "
-                  f"{resume_hint(out)}", sys.stderr)
+        if stopping and model.step < s.batches:
+            if ranks.is_root:
+                path = save_checkpoint(model, out, losses, round(time.time() - start, 3))
+                final(f"\ninterrupted after batch {model.step}: checkpoint {path}; resume with: "
+                      f"{resume_hint(out)}", sys.stderr)
             return EXIT_INTERRUPTED
     finally:
-        os.close(log)
+        if log is not None:
+            os.close(log)
         bar.close()
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # not after the last message
             signal.signal(signal.SIGINT, previous_handler)
-    final(f"done: {model.step} batches; checkpoint {last_good}")
+    if ranks.is_root:
+        final(f"done: {model.step} batches; checkpoint {last_good}")
     return 0
 
 
@@ -620,28 +694,44 @@ def main(argv=None, *, leaving=False):
     exits next, so a Ctrl-C after the last message is ignored rather than the caller's handler
     restored."""
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    ranks = None
     try:
-        parser = build_parser()
-        a = parser.parse_args(argv)
-        for flag, value in (("MUSIC_DIR", a.music_dir), ("--out", a.out), ("--resume", a.resume)):
-            if value == "":
-                parser.error(f"{flag}: an empty path; give a folder")
-        if a.tf32 and a.backend == "numpy":
-            parser.error("--tf32 is a mode of the cuda backend; the numpy backend computes in full precision")
-        if a.force and a.resume:
-            parser.error("--force starts a new run and --resume continues one; give one of them")
         try:
-            return train(a)
-        except (UsageError, CheckpointError, RuntimeError) as e:
+            ranks = world()
+        except DistributedError as e:
             return cli.fail(e)
-        except OSError as e:  # e.g. a folder that cannot be made, a full disk
-            where = f"{e.filename}: " if e.filename else ""
-            return cli.fail(f"{where}{e.strerror or e}")
+        if not ranks.is_root:  # rank 0 speaks for every rank; the others say only their own errors
+            sys.stdout = open(os.devnull, "w")
+            warnings.simplefilter("ignore")
+        parser = build_parser()
+        with contextlib.redirect_stderr(sys.stderr if ranks.is_root else open(os.devnull, "w")):
+            a = parse_checked(parser, argv)
+        try:
+            return train(a, ranks)
+        except (UsageError, CheckpointError, RuntimeError, OSError) as e:
+            if ranks.running and ranks.size > 1:  # the others wait in a collective: stop them all
+                print(f"rank {ranks.rank}: error: {' '.join(error_line(e).split())}", file=sys.stderr, flush=True)
+                ranks.abort(EXIT_USAGE)
+            return cli.fail(error_line(e)) if ranks.is_root else EXIT_USAGE
     except KeyboardInterrupt:
-        print("\ninterrupted before training started; no checkpoint was written", file=sys.stderr)
+        if ranks is None or ranks.is_root:
+            print("\ninterrupted before training started; no checkpoint was written", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN if leaving else previous)
+
+
+def parse_checked(parser, argv):
+    """The parsed command line, with the checks argparse cannot make (SystemExit 2 when bad)."""
+    a = parser.parse_args(argv)
+    for flag, value in (("MUSIC_DIR", a.music_dir), ("--out", a.out), ("--resume", a.resume)):
+        if value == "":
+            parser.error(f"{flag}: an empty path; give a folder")
+    if a.tf32 and a.backend == "numpy":
+        parser.error("--tf32 is a mode of the cuda backend; the numpy backend computes in full precision")
+    if a.force and a.resume:
+        parser.error("--force starts a new run and --resume continues one; give one of them")
+    return a
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ arrays and have the same interface (tests/test_model.py checks the signatures):
     loss(batch, masks=None) -> float: summed NLL (MODEL_SPEC 4), dropout only with masks
     activations(batch)      -> (loss, {"time.k" / "pitch.k": (B, T-1, 78, H), "probabilities": ...})
     gradients(batch, masks) -> (loss, {name: gradient})
-    train_step(batch, masks) -> loss: gradients, then adadelta
+    train_step(batch, masks, reduce=None) -> loss: gradients, then reduce(flat gradient
+                            buffer, loss) -> loss (the data-parallel sum), then adadelta
     adadelta()              one Adadelta step with per-gate clipping from the gradient buffer
+    gradient_sq_norms()     -> (n_seg,) float64 host array: each clipping segment's squared norm
     dropout_masks(B, T, p, rng) -> {layer: (rows, H)}, drawn with the model's generator
     compose(seeds, steps, conservativity, adaptive, uniforms) -> common.ComposeTrace
     parameters_finite()     -> bool

@@ -84,13 +84,20 @@ class NumpyBackend:
         loss, saved = self.forward(batch, masks)
         return loss, self.backward(saved, masks)
 
-    def train_step(self, batch, masks):
+    def train_step(self, batch, masks, reduce=None):
         self.state.adopt()
         loss, grads = self.gradients(batch, masks)
         for name, g in grads.items():
             self.grads[name][...] = g
+        if reduce is not None:
+            loss = reduce(self.state.flat["grad"], loss)
         self.adadelta()
         return loss
+
+    def gradient_sq_norms(self):
+        """(n_seg,) float64: the squared norm of each clipping segment of the gradient buffer
+        (what adadelta clips by; the buffer itself is never clipped in place)."""
+        return ref.segment_sq_norms(self.state.flat["grad"], self.state.segment_offsets)
 
     def adadelta(self):
         """Clip per segment and update every parameter from self.grads (adadelta.cu's twins)."""

@@ -222,19 +222,34 @@ class CudaBackend:
         cp = self.cp
         return {k: cp.ascontiguousarray(cp.asarray(v, dtype=cp.float32)) for k, v in masks.items()} if masks else masks
 
-    def train_step(self, batch, masks):
-        """Forward, backward and Adadelta of a host batch: the loss (one sync)."""
+    def train_step(self, batch, masks, reduce=None):
+        """Forward, backward and Adadelta of a host batch: the loss (one sync). reduce(flat
+        gradient buffer, loss) -> loss runs between the backward pass and the update."""
         self.state.adopt()
         loss, _ = self.gradients(batch, masks)
+        if reduce is not None:
+            loss = reduce(self.state.flat["grad"], loss)
         self.adadelta()
         return loss
 
-    def adadelta(self):
-        """Clip per segment and update every parameter from self.grads: two launches."""
+    def segment_sq_norms(self):
+        """(n_seg,) float64 device array: each clipping segment's squared gradient norm, one launch."""
         cp, flat, offsets = self.cp, self.state.flat, self.state.segment_offsets
         n_seg = offsets.size - 1
         sq = cp.empty(n_seg, cp.float64)
         self.kernel("adadelta", "segment_sq_norms")((n_seg,), (NORM_THREADS,), (flat["grad"], offsets, sq))
+        return sq
+
+    def gradient_sq_norms(self):
+        """(n_seg,) float64 host array: the squared norm of each clipping segment of the gradient
+        buffer (what adadelta clips by; the buffer itself is never clipped in place)."""
+        return np.asarray(to_host(self.segment_sq_norms()), np.float64)
+
+    def adadelta(self):
+        """Clip per segment and update every parameter from self.grads: two launches."""
+        flat, offsets = self.state.flat, self.state.segment_offsets
+        n_seg = offsets.size - 1
+        sq = self.segment_sq_norms()
         n = flat["param"].size
         self.kernel("adadelta", "adadelta_update")(
             (blocks(n, ELEMENTWISE_THREADS),), (ELEMENTWISE_THREADS,),
