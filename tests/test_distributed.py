@@ -255,3 +255,17 @@ def test_the_nccl_all_reduce_equals_the_mpi_path(mpirun, tmp_path):
     nccl, mpi = np.load(tmp_path / "nccl.npz"), np.load(tmp_path / "mpi.npz")
     for k in nccl.files:
         np.testing.assert_array_equal(nccl[k], mpi[k], err_msg=k)
+
+
+def test_the_scale_benchmark_measures_each_rank_count(mpirun, tmp_path):
+    """bench/scale.py --quick: 1 rank with every core and with 1 thread, then 2 ranks, each timed."""
+    import json
+
+    r = subprocess.run([sys.executable, HERE.parent / "bench" / "scale.py", "--quick", "--iters", "1",
+                        "--results-dir", tmp_path], capture_output=True, text=True, timeout=300,
+                       env=environment())
+    assert r.returncode == 0, r.stderr
+    (path,) = tmp_path.glob("scale-*.json")
+    runs = json.loads(path.read_text())["runs"]
+    assert [run["ranks"] for run in runs][-1] == 2 and all("failed" not in run for run in runs), runs
+    assert all(run["seconds_per_batch"] > 0 and run["note_steps_per_s"] > 0 for run in runs)
