@@ -12,7 +12,9 @@ so the parameters stay identical everywhere. Only rows and the order of addition
 process, never the data.
 
 Every collective waits at most `timeout` seconds (BIAXIAL_CU_MPI_TIMEOUT, default
-DEFAULT_TIMEOUT): a rank that dies or hangs ends the run with an error instead of a hang. A rank
+DEFAULT_TIMEOUT), except the `patient` ones the trainer makes while the music loads (a first load
+of a big folder takes as long as it takes): a rank that dies or hangs ends the run with an error
+instead of a hang. A rank
 killed outright (a signal) is reported by the launcher, which stops the others at once and names
 its process id: rank 0 prints each rank's process id and host when the run starts. Before each
 collective every other rank tells rank 0 that it got there, so a timeout on rank 0 names the
@@ -88,7 +90,7 @@ class Solo:
     def sum(self, values, what=""):
         return np.asarray(values, np.float64)  # (n,)
 
-    def gather_text(self, text, what=""):
+    def gather_text(self, text, what="", patient=False):
         return [text]
 
     def describe(self):
@@ -129,10 +131,10 @@ class MpiWorld:
 
     # ------------------------------------------------------------------ collectives
 
-    def _wait(self, request, what):
-        """Poll a non-blocking collective until it completes; after timeout seconds say which
-        ranks are missing and abort every rank."""
-        deadline = time.monotonic() + self.timeout
+    def _wait(self, request, what, patient=False):
+        """Poll a non-blocking collective until it completes; after timeout seconds (never when
+        patient) say which ranks are missing and abort every rank."""
+        deadline = float("inf") if patient else time.monotonic() + self.timeout
         pause = 0.0
         while not request.Test():
             if self.is_root:
@@ -173,22 +175,22 @@ class MpiWorld:
               f"hangs; see {TIMEOUT_ENV}){said}", file=sys.stderr, flush=True)
         self.abort(EXIT_RANK_LOST)
 
-    def _allreduce(self, array, what):
+    def _allreduce(self, array, what, patient=False):
         """Sum a host array over the ranks, in place."""
         self._enter()
-        self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, array, op=self.MPI.SUM), what)
+        self._wait(self.comm.Iallreduce(self.MPI.IN_PLACE, array, op=self.MPI.SUM), what, patient)
         return array
 
     def sum(self, values, what="a sum"):
         """Elementwise sum of a few numbers over the ranks: (n,) float64."""
         return self._allreduce(np.array(values, np.float64), what)
 
-    def gather_text(self, text, what="a message exchange"):
-        """Every rank's text, in rank order, on every rank."""
+    def gather_text(self, text, what="a message exchange", patient=False):
+        """Every rank's text, in rank order, on every rank (patient: no timeout)."""
         data = np.frombuffer(text.encode("utf-8", "replace"), np.uint8)  # (n,)
         lengths = np.zeros(self.size, np.int64)  # (N,)
         lengths[self.rank] = data.size
-        self._allreduce(lengths, what)
+        self._allreduce(lengths, what, patient)
         everything = np.zeros(int(lengths.sum()), np.uint8)  # (sum n,)
         start = int(lengths[:self.rank].sum())
         everything[start:start + data.size] = data

@@ -481,8 +481,8 @@ def checkpoint_due(batch, s):
 
 
 def prepare(a, ranks):
-    """Everything checked and loaded before a file is written: (settings, model, pieces, out,
-    checkpoint, notes: the warnings to print once the run starts)."""
+    """Everything checked and made before a file is written but the music (load_split):
+    (settings, model, out, checkpoint, notes: the warnings to print once the run starts)."""
     notes = []
     if a.resume:
         out, checkpoint, instead = locate_resume(a.resume)
@@ -524,6 +524,11 @@ def prepare(a, ranks):
         if model.step > s.batches:
             raise TrainError(f"{checkpoint} is at batch {model.step}, past --batches {s.batches}; give "
                              f"--batches {model.step} or more to train further")
+    return s, model, out, checkpoint, notes
+
+
+def load_split(s):
+    """(training pieces, held-out pieces) of the run's music folder, checked."""
     report = load_music(s.music_dir, s.seq_len)
     train_pieces, valid_pieces = split_pieces(report.pieces, s.validation_fraction, seed=s.seed)
     print(report.summary() + f"; {len(train_pieces)} for training, {len(valid_pieces)} held out", flush=True)
@@ -532,7 +537,7 @@ def prepare(a, ranks):
         print(f"  skipped {summarize(skipped, examples=10)}", flush=True)
     if not any(len(p) >= s.seq_len for p in train_pieces.values()):
         raise TrainError(f"no training piece has {s.seq_len} steps (--seq-len)")
-    return s, model, (train_pieces, valid_pieces), out, checkpoint, notes
+    return train_pieces, valid_pieces
 
 
 def final(message, file=None):
@@ -542,14 +547,15 @@ def final(message, file=None):
     print(message, file=file or sys.stdout, flush=True)
 
 
-def agreed(ranks, work):
+def agreed(ranks, work, *, patient=False):
     """work()'s result once every rank has done its part without error; otherwise every rank
-    raises the first rank's error (rank 0 prints it), so all stop before anything is written."""
+    raises the first rank's error (rank 0 prints it), so all stop before anything is written.
+    patient: the ranks wait for each other without the collectives' timeout."""
     try:
         result, error = work(), None
-    except (UsageError, CheckpointError, RuntimeError, OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - every rank must hear of it, whatever it is
         result, error = None, e
-    said = ranks.gather_text("" if error is None else error_line(error))
+    said = ranks.gather_text("" if error is None else error_line(error), patient=patient)
     failed = [(rank, message) for rank, message in enumerate(said) if message]
     if error is not None:
         raise error
@@ -604,7 +610,12 @@ def validation_loss(model, valid_pieces, s, ranks):
 
 
 def train(a, ranks):
-    s, model, (train_pieces, valid_pieces), out, checkpoint, notes = agreed(ranks, lambda: prepare(a, ranks))
+    s, model, out, checkpoint, notes = agreed(ranks, lambda: prepare(a, ranks))
+    # Rank 0 loads the music first, writing or refreshing the corpus cache, which the other ranks
+    # then read; they wait for it as long as it takes (the first load of a big folder).
+    by_root = agreed(ranks, lambda: load_split(s) if ranks.is_root else None, patient=True)
+    by_others = agreed(ranks, lambda: None if ranks.is_root else load_split(s), patient=True) if ranks.size > 1 else None
+    train_pieces, valid_pieces = by_root if ranks.is_root else by_others
     ranks.running = True  # from here on an error on one rank stops them all (main)
     if model.backend == "cuda":
         ranks.connect_gpus()
