@@ -12,6 +12,8 @@
 #   4 profile       one training batch, kernel by kernel, fp32 and TF32
 #   5 train-32-64   batches 32 and 64, the peer (eager, graph) and ours
 #   6 lstm-tiles    tile variants of kernels/lstm.cu's fp32 and TF32 step kernels
+#   6b scale, nccl  data-parallel throughput on the GPUs (bench/scale.py) and the NCCL all-reduce
+#                   test (tests/test_distributed.py), with the MPI wheels of .whl/mpi
 #   7 memcheck, 8 racecheck   compute-sanitizer on the small all-kernel GPU test (fp32 and TF32)
 #   9 peer-compile  the peer under torch.compile at batch 10 (slow to compile, so last but one)
 #  10 midi          corpus load time
@@ -35,6 +37,13 @@ if compgen -G ".whl/*.whl" > /dev/null; then
   export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+# MPI (mpi4py + MPICH's wheel, which brings mpirun) in a venv over the image's packages: MPICH's
+# libraries install under the environment's prefix, where mpi4py looks for them.
+MPIPY=python3
+if compgen -G ".whl/mpi/*.whl" > /dev/null && python3 -m venv --system-site-packages /tmp/mpienv \
+    && /tmp/mpienv/bin/python -m pip install -q --no-index --no-deps --no-cache-dir .whl/mpi/*.whl; then
+  MPIPY=/tmp/mpienv/bin/python
+fi
 { nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
   python3 -c 'import cupy, torch, numpy, numba; print("cupy", cupy.__version__, "torch", torch.__version__,
 "numpy", numpy.__version__, "numba", numba.__version__)'
@@ -79,6 +88,9 @@ step profile 60 python3 bench/profile_batch.py "${R[@]}"
 step train-32-64 120 python3 bench/train.py "${QUICK[@]}" "${PEER[@]}" "${R[@]}" --batches 32,64 --iters 10 --parts cuda,peer \
   --peer-modes eager,graph
 step lstm-tiles 60 python3 bench/lstm_tiles.py "${R[@]}"
+step scale 60 env PATH="$(dirname "$MPIPY"):$PATH" "$MPIPY" bench/scale.py "${QUICK[@]}" "${R[@]}" --backend cuda \
+  --ranks "$(nvidia-smi -L 2>/dev/null | wc -l | awk '{n = $1 > 0 ? $1 : 1; s = "1"; for (i = 2; i <= n; i *= 2) s = s "," i; print s}')"
+step nccl 45 env PATH="$(dirname "$MPIPY"):$PATH" "$MPIPY" -m pytest -q -rA -p no:cacheprovider -m gpu tests/test_distributed.py
 for tool in memcheck racecheck; do
   step "$tool" 100 env BIAXIAL_CU_RAW_ALLOC=1 compute-sanitizer --tool "$tool" --error-exitcode 9 --print-limit 20 \
     "${PYTEST[@]}" "$SMALL"

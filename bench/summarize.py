@@ -76,6 +76,13 @@ def headline(result):
         return f"{result['config']['steps']} steps: " + "; ".join(parts)
     if kind == "midi":
         return f"{result['files']} files in {result['median_ms']:.0f} ms ({result['ms_per_dozen_files']:.0f} ms per dozen)"
+    if kind == "scale":
+        runs = [r for r in result["runs"] if "failed" not in r]
+        if not runs:
+            return f"{result['backend']}: failed"
+        return f"{result['backend']}{' (quick)' if result.get('quick') else ''}: " + ", ".join(
+            f"{r['ranks']} rank(s) x {r['threads_per_rank']} thread(s) {r['batches_per_s']:.3g} batches/s "
+            f"({r.get('speedup_vs_1_rank', 1):.2f}x)" for r in runs)
     if kind == "lstm_tiles" and not _measured(cuda):
         return _status(cuda)
     if kind == "lstm_tiles":

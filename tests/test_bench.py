@@ -138,7 +138,7 @@ def test_gpu_session_script_packs_every_step(tmp_path):
     steps = (out / "steps.txt").read_text().splitlines()
     names = [line.split(":")[0] for line in steps]
     assert names == ["train-10", "pytest-gpu", "pytest-gpu-tf32", "generate", "profile", "train-32-64", "lstm-tiles",
-                     "memcheck", "racecheck", "peer-compile", "midi"]
+                     "scale", "nccl", "memcheck", "racecheck", "peer-compile", "midi"]
     for line in steps:  # the CPU machine has no compute-sanitizer: those two may fail to start
         name = line.split(":")[0]
         log = work / "logs" / f"{name}.log"
@@ -146,5 +146,5 @@ def test_gpu_session_script_packs_every_step(tmp_path):
     with tarfile.open(out / "session.tgz") as tar:
         members = tar.getnames()
     results = [Path(m).name.split("-")[0] for m in members if m.startswith("./results/")]
-    assert sorted(set(results)) == ["generate", "lstm_tiles", "midi", "profile", "train"]
+    assert sorted(set(results)) == ["generate", "lstm_tiles", "midi", "profile", "scale", "train"]
     assert results.count("train") == 3 and "./logs/pytest-gpu.log" in members and "./summary.md" in members
