@@ -113,7 +113,7 @@ class MpiWorld:
     def __init__(self, timeout=DEFAULT_TIMEOUT):
         try:
             from mpi4py import MPI
-        except ImportError as e:
+        except (ImportError, RuntimeError) as e:  # RuntimeError: mpi4py found no MPI library
             raise DistributedError(f"this process was started by an MPI launcher, but mpi4py cannot "
                                    f"be imported ({e}); install it with: pip install 'biaxial_cu[mpi]'") from None
         self.MPI = MPI

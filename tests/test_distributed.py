@@ -44,9 +44,9 @@ def mpirun_path():
 
 def missing_mpi():
     try:
-        import mpi4py  # noqa: F401
-    except ImportError as e:
-        return f"mpi4py is not installed ({e}); pip install -e '.[mpi]'"
+        from mpi4py import MPI  # noqa: F401 - loads the MPI library too
+    except Exception as e:  # noqa: BLE001 - ImportError, or RuntimeError when no libmpi is found
+        return f"mpi4py cannot be imported ({type(e).__name__}: {e}); pip install -e '.[mpi]'"
     if mpirun_path() is None:
         return "no mpirun found; pip install -e '.[mpi]' (MPICH's wheel brings it)"
     return None
