@@ -21,11 +21,15 @@ setup(
         "cuda13": ["cupy-cuda13x[ctk]>=14"],
         "viz": ["matplotlib>=3.6"],
         "corpus": ["music21>=9"],
+        # TensorBoard logs (biaxial_cu/board.py): tensorboardX writes them, TensorBoard shows them
+        # (and its reader checks them in the tests), soundfile encodes the samples' audio for them
+        "tensorboard": ["tensorboardX>=2.6", "tensorboard>=2.14", "soundfile>=0.12"],
         # data-parallel training (mpirun -n N python -m biaxial_cu.train): mpi4py and MPICH's wheel,
         # which brings mpirun, so no system MPI is needed
         "mpi": ["mpi4py>=4", "mpich>=4"],
         # NVRTC and cuobjdump: tests/test_kernels_resources.py compiles every kernel as CuPy does
         # and reads each one's registers, local and shared memory from the binary (no GPU needed)
-        "test": ["pytest>=7", "matplotlib>=3.6", "nvidia-cuda-nvrtc==13.*", "nvidia-cuda-cuobjdump==13.*"],
+        "test": ["pytest>=7", "matplotlib>=3.6", "nvidia-cuda-nvrtc==13.*", "nvidia-cuda-cuobjdump==13.*",
+                 "tensorboardX>=2.6", "tensorboard>=2.14", "soundfile>=0.12"],
     },
 )

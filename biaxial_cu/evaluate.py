@@ -7,6 +7,8 @@ dropout, beside two baselines on exactly the same predicted steps:
   struck with its frequency of being struck (both clipped to [1e-4, 1 - 1e-4]);
 - repeat: the previous step again, with probability 1 - 1e-3 (1e-3 for what it did not do).
 With --generated DIR, the statistics of generated pieces beside the held-out ones (table + PNG).
+With --tensorboard DIR, the same numbers and tables in a TensorBoard log there, at the checkpoint's
+batch (a training run's log folder works: its curves gain the evaluation's).
 """
 from . import cli
 
@@ -19,6 +21,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from . import board  # noqa: E402
 from .backends.reference import summed_loss as loss_of_probabilities  # noqa: E402  (summed loss of P against y)
 from .common import write_atomically  # noqa: E402
 from .data import load_pieces, shipped_corpus_dir  # noqa: E402
@@ -30,6 +33,9 @@ from .viz import _pyplot  # noqa: E402
 WINDOW = 128
 CLIP = 1e-4
 REPEAT_SURE = 1 - 1e-3
+BASELINES = ("model", "marginal", "repeat")
+TABLE_KEYS = ("pieces", "steps", "notes_per_step", "articulations_per_step", "lowest_pitch",
+              "highest_pitch", "mean_duration", "silent_fraction")  # the statistics tables show
 
 
 def windows(S, length=WINDOW):
@@ -63,14 +69,41 @@ def evaluate(model, pieces, marginal):
 
 def stats_table(columns):
     """A readable table of corpus_stats dicts side by side."""
-    keys = ["pieces", "steps", "notes_per_step", "articulations_per_step", "lowest_pitch",
-            "highest_pitch", "mean_duration", "silent_fraction"]
     lines = [f"{'':24}" + "".join(f"{name:>14}" for name in columns)]
-    for key in keys:
+    for key in TABLE_KEYS:
         cells = "".join(f"{columns[name][key]:>14.3f}" if isinstance(columns[name][key], float)
                         else f"{str(columns[name][key]):>14}" for name in columns)
         lines.append(f"{key:24}{cells}")
     return "\n".join(lines)
+
+
+def markdown_table(header, rows):
+    """A Markdown table (TensorBoard's text tab shows it as a table); floats to 4 digits."""
+    def cell(value):
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(cell, row)) + " |" for row in rows])
+
+
+def write_board(logdir, step, result):
+    """result (as --json writes it) into a TensorBoard log in logdir at step: each loss per
+    note-step and numeric statistic as a scalar, and the tables as text."""
+    losses = result["loss_per_note_step"]
+    with board.RunBoard(logdir) as log:
+        for name in BASELINES:
+            log.scalar(step, f"evaluate/loss/{name}", losses[name])
+        log.text(step, "evaluate/losses", markdown_table(
+            ["", "loss per note-step"], [[name, losses[name]] for name in BASELINES]
+            + [["note-steps", losses["note_steps"]], ["pieces", result["pieces"]]]))
+        columns = result.get("statistics")
+        if columns:
+            for key in TABLE_KEYS:
+                for name, st in columns.items():
+                    if isinstance(st[key], (int, float)):
+                        log.scalar(step, f"evaluate/{key}/{name.replace(' ', '_')}", st[key])
+            log.text(step, "evaluate/statistics", markdown_table(
+                [""] + list(columns), [[key] + [st[key] for st in columns.values()] for key in TABLE_KEYS]))
 
 
 def stats_png(columns, path):
@@ -101,17 +134,31 @@ def build_parser():
                     help="generated MIDI files to compare statistics with")
     ap.add_argument("--json", metavar="OUT.json", type=cli.file_name, help="results as JSON (overwritten if it exists)")
     ap.add_argument("--png", metavar="OUT.png", type=cli.file_name, help="statistics figure (needs --generated)")
+    ap.add_argument("--tensorboard", metavar="DIR", help="also write the results to a TensorBoard log "
+                    "in DIR (new event files beside any there), at the checkpoint's batch; needs "
+                    f"{board.INSTALL}")
     ap.add_argument("--backend", choices=["auto", "cuda", "numpy"], default="auto")
     return ap
 
 
 def check_outputs(a):
-    """--json and --png checked before any work: writable files, not folders, not the same file,
-    not the checkpoint or a file of an input folder; --png only with --generated."""
+    """--json, --png and --tensorboard checked before any work: writable files (a folder for
+    --tensorboard), none the same as another, not the checkpoint or a file of an input folder;
+    --png only with --generated; --tensorboard only with its extra installed."""
     if a.png and not a.generated:
         raise cli.UsageError("--png draws the statistics of --generated pieces; give --generated DIR")
-    cli.check_outputs([p for p in (a.json, a.png) if p], inputs=[a.checkpoint],
-                      input_folders=[a.music_dir, a.train_dir or shipped_corpus_dir(), a.generated])
+    files = cli.check_outputs([p for p in (a.json, a.png) if p], inputs=[a.checkpoint],
+                              input_folders=[a.music_dir, a.train_dir or shipped_corpus_dir(), a.generated])
+    if a.tensorboard is not None:
+        if not a.tensorboard:
+            raise cli.UsageError("--tensorboard: an empty path; give a folder")
+        cli.check_output_folder(a.tensorboard)
+        for path in files + [Path(a.checkpoint)]:
+            if cli.same_file(path, a.tensorboard):
+                raise cli.UsageError(f"--tensorboard {a.tensorboard}: the command also uses the file {path} "
+                                     "there; give another folder")
+        if not board.available():
+            raise cli.UsageError(f"--tensorboard needs tensorboardX: {board.INSTALL}")
 
 
 def main(argv=None):
@@ -134,7 +181,7 @@ def _main(a, written):
               "loss_per_note_step": evaluate(model, held_out, marginal_probabilities(train))}
     losses = result["loss_per_note_step"]
     print(f"{len(held_out)} pieces, {losses['note_steps']} note-steps; loss per note-step:")
-    for name in ("model", "marginal", "repeat"):
+    for name in BASELINES:
         print(f"  {name:10} {losses[name]:.4f}")
     if generated is not None:
         columns = {"held out": corpus_stats(held_out), "generated": corpus_stats(generated)}
@@ -149,6 +196,9 @@ def _main(a, written):
         text = json.dumps(result, indent=1)  # atomically: a hard link to another file is broken,
         write_atomically(a.json, lambda f: f.write(text), binary=False)  # never written through
         written.append(a.json)
+    if a.tensorboard is not None:
+        write_board(a.tensorboard, model.step, result)
+        written.append(a.tensorboard)
     return 0
 
 

@@ -11,7 +11,7 @@ import pytest
 from biaxial_cu import cli
 
 COMMANDS = ("train", "generate", "evaluate", "inspect")
-OUTPUT_DESTS = ("out", "json", "png")  # options naming a file or folder the command writes
+OUTPUT_DESTS = ("out", "json", "png", "tensorboard")  # options naming a file or folder the command writes
 ERROR_LINE = re.compile(r"^error: \S")
 
 

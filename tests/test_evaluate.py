@@ -1,5 +1,6 @@
 """Statistics by hand; evaluate and inspect end to end on a tiny model."""
 import json
+import os
 import subprocess
 import sys
 
@@ -8,6 +9,7 @@ import pytest
 
 from biaxial_cu import Model
 from biaxial_cu.evaluate import evaluate, loss_of_probabilities, marginal_probabilities, windows
+from biaxial_cu.evaluate import main as evaluate_main
 from biaxial_cu.midi import read_state_matrix, write_state_matrix
 from biaxial_cu.stats import corpus_stats, note_durations, piece_stats
 
@@ -99,3 +101,64 @@ def test_evaluate_and_inspect_end_to_end(tmp_path):
     assert ((acts["probabilities"] > 0) & (acts["probabilities"] < 1)).all()
     for name in ("time_0", "pitch_0", "pitch_1", "prediction"):
         assert (tmp_path / "ins" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def tensorboard_reader_or_skip():
+    """TensorBoard's EventAccumulator; skips without the [tensorboard] extra, fails under CI."""
+    try:
+        import tensorboardX  # noqa: F401  (the writer)
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError as e:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI installs the [test] extra, but {e}")
+        pytest.skip(f"needs the [tensorboard] extra: {e}")
+    return EventAccumulator
+
+
+def test_evaluate_writes_its_tables_and_statistics_to_tensorboard(tmp_path, capsys):
+    EventAccumulator = tensorboard_reader_or_skip()
+    model = Model((6,), (4,), backend="numpy", seed=1)
+    model.train_step(np.tile(hand_piece(), (4, 1, 1))[None, :16])  # the checkpoint is at batch 1
+    model.save(tmp_path / "m.npz")
+    held, gen = tmp_path / "held", tmp_path / "gen"
+    held.mkdir()
+    gen.mkdir()
+    write_state_matrix(np.tile(hand_piece(), (30, 1, 1)), held / "p.mid")
+    write_state_matrix(hand_piece(), gen / "g.mid")
+    code = evaluate_main([str(tmp_path / "m.npz"), str(held), "--train-dir", str(held), "--generated", str(gen),
+                          "--json", str(tmp_path / "e.json"), "--tensorboard", str(tmp_path / "tb"),
+                          "--backend", "numpy"])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads((tmp_path / "e.json").read_text())
+    log = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0, "tensors": 0})
+    log.Reload()
+    for name in ("model", "marginal", "repeat"):
+        [event] = log.Scalars(f"evaluate/loss/{name}")
+        assert event.step == 1 and event.value == pytest.approx(result["loss_per_note_step"][name], rel=1e-6)
+    [steps] = log.Scalars("evaluate/steps/generated")
+    assert steps.value == result["statistics"]["generated"]["steps"] == 5
+    assert "evaluate/notes_per_step/held_out" in log.Tags()["scalars"]
+    tables = {tag: log.Tensors(tag)[0].tensor_proto.string_val[0].decode() for tag in log.Tags()["tensors"]}
+    assert "| marginal |" in tables["evaluate/losses/text_summary"]
+    assert "| notes_per_step |" in tables["evaluate/statistics/text_summary"]
+
+
+def test_evaluate_tensorboard_is_checked_before_the_work(tmp_path, capsys, monkeypatch):
+    Model((4,), (3,), backend="numpy", seed=0).save(tmp_path / "m.npz")
+    held = tmp_path / "held"
+    held.mkdir()
+    write_state_matrix(np.tile(hand_piece(), (30, 1, 1)), held / "p.mid")
+    base = [str(tmp_path / "m.npz"), str(held), "--train-dir", str(held), "--backend", "numpy"]
+    monkeypatch.setattr("biaxial_cu.evaluate.evaluate", lambda *a: pytest.fail("evaluated before the check"))
+
+    def refused(argv, match):
+        assert evaluate_main(base + argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: ") and match in err, err
+
+    refused(["--tensorboard", str(tmp_path / "m.npz")], "is not a folder")
+    refused(["--tensorboard", ""], "empty path")
+    refused(["--json", str(tmp_path / "x"), "--tensorboard", str(tmp_path / "x")], "give another folder")
+    monkeypatch.setattr("biaxial_cu.board.available", lambda: False)
+    refused(["--tensorboard", str(tmp_path / "tb")], "pip install 'biaxial_cu[tensorboard]'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["held", "m.npz"]
