@@ -10,9 +10,13 @@ N_NOTES = 78  # notes 0..77 = MIDI pitches LOWEST_PITCH..LOWEST_PITCH + 77
 LOWEST_PITCH = 24
 N_FEATURES = 80  # note input features (MODEL_SPEC 2)
 SEGMENT_LEN = 128  # a training segment (MODEL_SPEC 6); generation seeds are step 0 of one
-SEGMENT_STRIDE = 16  # segment starts are multiples of 16 steps (one bar of 4/4)
+BAR_STEPS_4_4 = 16  # a bar of 4/4 in sixteenth steps: the meter before any time signature
+SEGMENT_STRIDE = BAR_STEPS_4_4  # the original's segment starts: multiples of one 4/4 bar
 EXAMPLES = 3  # a long list in a message: its count and this many examples
 CELL_ACTIVATIONS = ("identity", "tanh")  # the candidate g's activation: the original's, or tanh
+# How time signatures are read (midi.py): "original" ends a piece at a numerator other than 2 or
+# 4 and counts beats from each segment's start; "all" reads every meter and counts from bar lines.
+METER_MODES = ("original", "all")
 ADADELTA_RHO, ADADELTA_EPS = 0.95, 1e-6  # MODEL_SPEC 5
 CLIP_NORM = 5.0  # each gradient segment (gate block) clipped to this L2 norm (MODEL_SPEC 5)
 

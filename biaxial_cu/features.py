@@ -12,6 +12,12 @@ For note n (pitch n + 24, pitch class pc = n % 12) of a state S[t] (78, 2) at st
     slots 75:79    beat: 2*b - 1 for b in (t%2, t//2%2, t//4%2, t//8%2)
     slot  79       always 0
 
+t is the step index counted from the segment's start (meters "original", the original's rule),
+or the step's bar position, steps since its bar line (meters "all"). For a piece in 4/4 the two
+give the same features. A bar longer than 16 steps (9/8: 18, 12/8: 24) wraps: positions 16, 17
+show the model the pattern of 0, 1, a second "downbeat" inside the bar; slot 79 stays 0 in
+both modes, so a 4/4 piece keeps the original's features exactly.
+
 Design: everything is a strided view, a gather or a small matrix product over whole arrays;
 there is no Python loop over steps or notes. The parts that do not depend on the state
 (position, pitch-class one-hot, context rotation indices) are built once at import.
@@ -39,12 +45,18 @@ _class_one_hot = (_pitch_class[:, None] == np.arange(12)[None, :]).astype(np.flo
 _beat_bits = np.array([1, 2, 4, 8])  # (4,) divisors for t%2, t//2%2, t//4%2, t//8%2
 
 
-def note_inputs(S, start_step=0, *, dtype=np.float32):
-    """Features of every step of S: (T, 78, 80), row t at step index start_step + t.
+def note_inputs(S, start_step=0, *, positions=None, dtype=np.float32):
+    """Features of every step of S: (T, 78, 80), row t at step index start_step + t (the
+    original's rule), or at bar position positions[t] when positions (T,) is given (meters
+    "all": steps since the bar line, as read_state_matrix(..., return_bar_positions=True) gives).
 
     S: (T, 78, 2) of 0/1 values (any integer, bool or float dtype).
     """
     S = _check_states(S, "S")  # (T, 78, 2)
+    if positions is not None:
+        if start_step:
+            raise ValueError("give start_step or positions, not both")
+        return _features(S, _check_steps(positions, S.shape[0]), dtype)
     start_step = check_int(start_step, "start_step", 0, not_int=ValueError)
     steps = start_step + np.arange(S.shape[0], dtype=np.int64)  # (T,)
     return _features(S, steps, dtype)

@@ -29,6 +29,7 @@ if __name__ == "__main__":  # Ctrl-C while the imports below run: one line, no t
     cli.quiet_start()
 
 import math  # noqa: E402
+import warnings  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -37,20 +38,21 @@ import numpy as np  # noqa: E402
 
 from .backends.pitch_sweep import CONSERVATIVITY_PULL_UP, CONSERVATIVITY_STEP_DOWN, MIN_NOTES_PLAYING  # noqa: E402
 from .backends.numpy_backend import compose_host  # noqa: E402
-from .common import N_NOTES, SEGMENT_LEN, ComposeTrace, as_generator, check_int, summarize  # noqa: E402,F401  (ComposeTrace: compose_trace's result)
+from .common import BAR_STEPS_4_4, N_NOTES, SEGMENT_LEN, ComposeTrace, as_generator, check_int, summarize  # noqa: E402,F401  (ComposeTrace: compose_trace's result)
 from .data import load_pieces, sample_batch, shipped_corpus_dir  # noqa: E402
 from .errors import CheckpointError  # noqa: E402
+from . import midi  # noqa: E402
 from .midi import DEFAULT_MAX_STEPS, write_state_matrix  # noqa: E402
 from .model import Model  # noqa: E402
 from .params import host_weights  # noqa: E402
-from .viz import find_soundfont, piano_roll_png, render_wav  # noqa: E402
+from .viz import SYNTH_INSTALL, WAV_PEAK_DBFS, find_soundfont, piano_roll_png, render_wav  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- public
 
 
 def compose(model, seed_state, steps, *, conservativity=1.0, adaptive=True, rng=None,
-            uniforms=None):
+            uniforms=None, meter=None, bar_position=0):
     """Compose `steps` new states after `seed_state` (MODEL_SPEC section 7).
 
     seed_state: (78, 2) of 0/1 -> returns (steps + 1, 78, 2) uint8, row 0 the seed;
@@ -62,32 +64,66 @@ def compose(model, seed_state, steps, *, conservativity=1.0, adaptive=True, rng=
     uniforms: (steps, 78, 2) (or (K, steps, 78, 2)) numbers in [0, 1): U[t, n, 0] decides
     note n's play at step t, U[t, n, 1] its articulate. If None they are drawn from rng
     (a numpy Generator, an int seed or None for fresh entropy) as rng.random(shape).
+    meter: the bars the beat inputs follow, "3/4", (3, 4) or a bar length in steps (midi.py's
+    rule: 16 * N / D steps); bar_position: the seed's steps since its bar line (0: the seed is a
+    downbeat). None: the original's rule, the step index from the seed (4/4 from the seed). A
+    model trained with meters "original" never saw other bars: asking it for one warns.
     """
     trace = compose_trace(model, seed_state, steps, conservativity=conservativity, adaptive=adaptive,
-                          rng=rng, uniforms=uniforms)
+                          rng=rng, uniforms=uniforms, meter=meter, bar_position=bar_position)
     return trace.states[0] if np.ndim(seed_state) == 2 else trace.states
 
 
 def compose_trace(model, seed_states, steps, *, conservativity=1.0, adaptive=True, rng=None,
-                  uniforms=None):
+                  uniforms=None, meter=None, bar_position=0):
     """compose for K seeds (K, 78, 2) on the model's backend, also returning the probabilities
     the model gave and the conservativity used at each step: a ComposeTrace with states
     (K, steps + 1, 78, 2) uint8, probabilities (K, steps, 78, 2) and conservativity
     (K, steps + 1) float64 (the value used at step t; the last, the value after). A (78, 2) seed
     counts as K = 1 (uniforms then (steps, 78, 2), as for compose). model: a Model, or any object
     with a .params dict in API.md's names (numpy or device arrays) and optionally a .config with
-    cell_activation, composed on the CPU."""
+    cell_activation, composed on the CPU. meter, bar_position: as for compose."""
     seeds, _, steps, conservativity, adaptive, uniforms = _check_arguments(
         seed_states, steps, conservativity, adaptive, rng, uniforms)
+    config = getattr(model, "config", None) or {}
+    positions = compose_positions(seeds.shape[0], steps, meter, bar_position, config.get("meters", "original"))
     engine = getattr(model, "engine", None)
     if engine is not None:  # a Model: its backend composes
-        trace = engine.compose(seeds, steps, conservativity, adaptive, uniforms)
+        trace = engine.compose(seeds, steps, conservativity, adaptive, uniforms, positions)
     else:  # anything else with .params (and .config): the CPU composer on host copies
-        params, config = getattr(model, "params", None), getattr(model, "config", None) or {}
+        params = getattr(model, "params", None)
         trace = compose_host(host_weights(params, config.get("cell_activation", "identity")), seeds, steps,
-                             conservativity, adaptive, uniforms)
+                             conservativity, adaptive, uniforms, positions)
     _check_trace(trace, seeds.shape[0], steps)
     return trace
+
+
+def compose_positions(n_pieces, steps, meter, bar_position, meters="original"):
+    """(K, steps) int32: the bar position of each step's input state (the seed's at step 0).
+    meter None: the step index from the seed (the original's rule); else (bar_position + t)
+    modulo the meter's bar length. Warns when a model read with meters "original" is asked for
+    bars other than 16 steps."""
+    bar_position = check_int(bar_position, "bar_position", 0)
+    steps_from_seed = np.arange(steps, dtype=np.int64)  # (steps,)
+    if meter is None:
+        if bar_position:
+            raise ValueError("bar_position needs a meter (the original's rule counts from the seed)")
+        positions = steps_from_seed
+    else:
+        bar = bar_length(meter)
+        if meters == "original" and bar != BAR_STEPS_4_4:
+            warnings.warn(f"this model learnt from music read with meters 'original' (4/4 bars of "
+                          f"{BAR_STEPS_4_4} steps from each segment's start); it never saw bars of {bar} "
+                          f"steps, so its beat inputs will look unfamiliar", UserWarning, stacklevel=3)
+        positions = (bar_position + steps_from_seed) % bar
+    return np.tile(positions.astype(np.int32), (n_pieces, 1))
+
+
+def bar_length(meter):
+    """Steps per bar of a meter: "3/4", (3, 4) or a bar length in steps (an int >= 1)."""
+    if isinstance(meter, (int, np.integer)) and not isinstance(meter, bool):
+        return check_int(meter, "meter (a bar length in steps)", 1)
+    return midi.bar_steps(*midi.parse_meter(meter))
 
 
 def next_conservativity(conservativity, n_playing):
@@ -233,8 +269,9 @@ def build_parser():
     ap.add_argument("--no-adaptive", action="store_true", help="keep conservativity fixed")
     ap.add_argument("--backend", choices=["auto", "cuda", "numpy"], default="auto")
     ap.add_argument("--no-png", action="store_true", help="no piano-roll PNG")
-    ap.add_argument("--wav", action="store_true", help="also render WAV (fluidsynth + a General MIDI soundfont, "
-                                                        "checked before any work)")
+    ap.add_argument("--wav", action="store_true",
+                    help=f"also render WAV, peak at {WAV_PEAK_DBFS:g} dBFS (fluidsynth + a General MIDI "
+                         "soundfont, checked before any work)")
     return ap
 
 
@@ -264,9 +301,8 @@ def wav_unavailable_reason():
                                      ("a General MIDI soundfont", find_soundfont())) if not ok]
     if not missing:
         return None
-    return (f"--wav needs fluidsynth and a General MIDI soundfont; missing {' and '.join(missing)}: "
-            "install them (e.g. apt-get install fluidsynth fluid-soundfont-gm) or set "
-            "BIAXIAL_CU_SOUNDFONT to a .sf2 file, or leave out --wav")
+    return (f"--wav needs fluidsynth and a General MIDI soundfont; missing {' and '.join(missing)}; "
+            f"{SYNTH_INSTALL}; or leave out --wav")
 
 
 def main(argv=None):

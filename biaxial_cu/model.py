@@ -15,7 +15,7 @@ import numpy as np
 from .backends.cuda import CudaBackend, cuda_unavailable_reason
 from .backends.numpy_backend import NumpyBackend
 from .checkpoint import check_state_arrays, read_checkpoint, state_arrays, write_checkpoint
-from .common import CELL_ACTIVATIONS, CLIP_NORM, N_NOTES, summarize, to_host
+from .common import CELL_ACTIVATIONS, CLIP_NORM, METER_MODES, N_NOTES, summarize, to_host
 from .errors import CheckpointError
 from .params import (OPTIMISER_STATES, check_sizes, clip_segment_count, init_params, mask_shapes, masks_of_rows,
                      param_shapes)
@@ -66,6 +66,22 @@ def check_batch(batch):
     return batch
 
 
+def check_positions(positions, batch):
+    """positions as a (B, T) int32 array of bar positions (>= 0) for a (B, T, 78, 2) batch, or
+    None (each step's index in its segment); ValueError otherwise."""
+    if positions is None:
+        return None
+    P = np.asarray(positions)
+    if P.shape != batch.shape[:2]:
+        raise ValueError(f"positions must have shape {batch.shape[:2]} (one bar position per piece and "
+                         f"step of the batch), got {P.shape}")
+    if P.dtype.kind not in "iu":
+        raise ValueError(f"positions must be integers, got dtype {P.dtype}")
+    if P.size and (P.min() < 0 or P.max() > np.iinfo(np.int32).max):
+        raise ValueError("positions must be >= 0 (steps since the bar line) and fit in int32")
+    return P.astype(np.int32, copy=False)
+
+
 def check_masks(masks, config, B, T):
     """masks as given, when it is a dict of exactly the layers of config with the shapes of a
     (B, T, 78, 2) batch (params.mask_shapes), holding finite real numbers; ValueError naming
@@ -109,11 +125,15 @@ class Model:
 
     tf32: on the cuda backend, training's matrix products on TF32 tensor cores (compute
     capability 8.0+); recorded in the config. The numpy reference always computes in full
-    precision and ignores it.
+    precision and ignores it. meters: how the music it learns from was read (common.METER_MODES):
+    "original" (4/4 beats from each segment's start) or "all" (beats from bar lines, any meter);
+    recorded in the config, so that training further, evaluating and composing read music the
+    same way.
     """
 
     def __init__(self, t_layer_sizes=(300, 300), p_layer_sizes=(100, 50), dropout=0.5,
-                 cell_activation="identity", backend="auto", dtype="float32", seed=None, tf32=False):
+                 cell_activation="identity", backend="auto", dtype="float32", seed=None, tf32=False,
+                 meters="original"):
         t_layer_sizes = check_sizes("t_layer_sizes", t_layer_sizes)
         p_layer_sizes = check_sizes("p_layer_sizes", p_layer_sizes)
         if not (isinstance(dropout, numbers.Real) and not isinstance(dropout, bool)
@@ -122,12 +142,14 @@ class Model:
         if cell_activation not in CELL_ACTIVATIONS:
             raise ValueError(f"cell_activation must be one of {CELL_ACTIVATIONS}, "
                              f"got {cell_activation!r}")
+        if meters not in METER_MODES:
+            raise ValueError(f"meters must be one of {METER_MODES}, got {meters!r}")
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.backend = choose_backend(backend, dtype)
         self.config = {"t_layer_sizes": list(t_layer_sizes), "p_layer_sizes": list(p_layer_sizes),
                        "dropout": float(dropout), "cell_activation": cell_activation,
-                       "dtype": dtype, "tf32": tf32_choice(tf32)}
+                       "dtype": dtype, "tf32": tf32_choice(tf32), "meters": meters}
         self.rng = np.random.default_rng(seed)
         self.step = 0
         self.dtype = np.dtype(dtype)
@@ -161,6 +183,10 @@ class Model:
     def tf32(self):
         return self.config["tf32"]
 
+    @property
+    def meters(self):
+        return self.config["meters"]
+
     def parameters_finite(self):
         """False when any parameter holds NaN or Inf (one reduction on the backend)."""
         return self.engine.parameters_finite()
@@ -184,38 +210,46 @@ class Model:
 
     # ------------------------------------------------------------------ public API
 
-    def loss(self, batch):
-        """Summed NLL (MODEL_SPEC 4) of a (B, T, 78, 2) batch, no dropout, no update."""
-        return self.engine.loss(check_batch(batch))
+    def loss(self, batch, positions=None):
+        """Summed NLL (MODEL_SPEC 4) of a (B, T, 78, 2) batch, no dropout, no update.
+        positions: (B, T) bar positions of the steps (the beat inputs, MODEL_SPEC 2; as
+        data.sample_batch gives them with meters "all"); None: each step's index in its segment,
+        the original's rule."""
+        batch = check_batch(batch)
+        return self.engine.loss(batch, positions=check_positions(positions, batch))
 
-    def forward(self, batch):
+    def forward(self, batch, positions=None):
         """(loss, activations) of a (B, T, 78, 2) batch without dropout: activations holds
         "time.k" and "pitch.k", every layer's hidden output (B, T-1, 78, H) (step t of a time
         layer, note n of a pitch layer), and "probabilities" (B, T-1, 78, 2), the model's
-        (P(play), P(articulate | play)) for step t + 1. Host arrays."""
-        return self.engine.activations(check_batch(batch))
+        (P(play), P(articulate | play)) for step t + 1. Host arrays. positions: as for loss."""
+        batch = check_batch(batch)
+        return self.engine.activations(batch, positions=check_positions(positions, batch))
 
-    def gradients(self, batch, masks=None):
+    def gradients(self, batch, masks=None, positions=None):
         """(loss, {name: gradient}) with dropout when dropout > 0 (or the given masks). On the
         cuda backend the gradient arrays are the backend's, reused by the next call."""
         batch = check_batch(batch)
-        return self.engine.gradients(batch, self._masks_for(batch, masks))
+        return self.engine.gradients(batch, self._masks_for(batch, masks), positions=check_positions(positions, batch))
 
-    def train_step(self, batch, masks=None, *, ranks=None):
+    def train_step(self, batch, masks=None, *, positions=None, ranks=None):
         """One Adadelta step (MODEL_SPEC 5); returns the loss of the forward pass it used.
+        positions: as for loss.
 
         ranks (distributed.MpiWorld): data-parallel, every rank calling with the same global
         batch and model state: this rank computes the gradients of its share of the rows with
         its rows of the global masks, ranks.reduce sums gradients and losses over the ranks, and
         every rank applies the same update. Returns the whole batch's loss."""
         batch = check_batch(batch)
+        positions = check_positions(positions, batch)
         masks = self._masks_for(batch, masks)
         reduce = None
         if ranks is not None:
             start, stop = ranks.share(batch.shape[0])
             masks = masks_of_rows(masks, batch.shape[1], start, stop) if masks else masks
             batch, reduce = batch[start:stop], ranks.reduce
-        loss = self.engine.train_step(batch, masks, reduce)
+            positions = None if positions is None else positions[start:stop]
+        loss = self.engine.train_step(batch, masks, reduce, positions=positions)
         self.step += 1
         return loss
 
@@ -258,7 +292,8 @@ class Model:
         try:
             model = cls(cfg["t_layer_sizes"], cfg["p_layer_sizes"], cfg["dropout"], cfg["cell_activation"],
                         backend=backend, dtype=cfg["dtype"], seed=0,
-                        tf32=cfg.get("tf32", False) if tf32 is None else tf32)
+                        tf32=cfg.get("tf32", False) if tf32 is None else tf32,
+                        meters=cfg.get("meters", "original"))
         except (ValueError, TypeError, KeyError) as e:
             raise CheckpointError(f"{path}: bad config in checkpoint ({e})") from None
         model._set_state(*state_arrays(path, arrays, shapes, model.dtype))

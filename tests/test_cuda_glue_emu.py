@@ -16,7 +16,7 @@ from biaxial_cu import Model
 from biaxial_cu.backends import reference as ref
 from biaxial_cu.backends.cuda import CudaBackend, DeviceGenerator
 from biaxial_cu.data import load_pieces, sample_batch, shipped_corpus_dir
-from biaxial_cu.generate import compose
+from biaxial_cu.generate import compose, compose_positions
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cuda_emu"))
@@ -117,11 +117,13 @@ def test_device_masks_are_seeded_and_shaped():
     assert any((a[k] != c[k]).any() for k in a)  # another seed, other masks
 
 
-def test_device_generator_matches_cpu_compose():
+@pytest.mark.parametrize("meter", [None, 6])
+def test_device_generator_matches_cpu_compose(meter):
     """The device generation loop (DeviceGenerator) on the harness: the same pieces and
     conservativity as the CPU path; probabilities to float32 rounding (its time-stack GEMMs run
-    over all K pieces' rows at once, the CPU path's over 78 rows, in another order)."""
-    model = Model((6, 5), (4, 3), cell_activation="tanh", backend="numpy", seed=4)
+    over all K pieces' rows at once, the CPU path's over 78 rows, in another order). meter 6:
+    bars of 6 steps from bar position 4, so the beat inputs wrap at step 2."""
+    model = Model((6, 5), (4, 3), cell_activation="tanh", backend="numpy", seed=4, meters="all")
     for p in model.params.values():
         p *= 3  # lively enough that notes play and stop: about 58% of choices play
     model.params["out.b"][0] = -1.0
@@ -130,13 +132,15 @@ def test_device_generator_matches_cpu_compose():
     seeds = (rng.random((2, 78, 2)) < 0.2).astype(np.uint8)
     seeds[..., 1] *= seeds[..., 0]
     uniforms = rng.random((2, 3, 78, 2))
-    got = DeviceGenerator(dev).compose(seeds, 3, 1.0, True, uniforms)
-    want = model.engine.compose(seeds, 3, 1.0, True, uniforms)
+    where = {} if meter is None else {"meter": meter, "bar_position": 4}
+    positions = compose_positions(2, 3, meter, where.get("bar_position", 0), "all")
+    got = DeviceGenerator(dev).compose(seeds, 3, 1.0, True, uniforms, positions)
+    want = model.engine.compose(seeds, 3, 1.0, True, uniforms, positions)
     assert got.states.shape == want.states.shape == (2, 4, 78, 2) and got.states.dtype == np.uint8
     np.testing.assert_array_equal(got.states, want.states)
     np.testing.assert_allclose(got.probabilities, want.probabilities, rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(got.conservativity, want.conservativity)
-    np.testing.assert_array_equal(want.states, compose(model, seeds, 3, uniforms=uniforms))
+    np.testing.assert_array_equal(want.states, compose(model, seeds, 3, uniforms=uniforms, **where))
     assert 0 < want.states[:, 1:, :, 0].sum() < want.states[:, 1:, :, 0].size
 
 

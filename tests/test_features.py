@@ -210,3 +210,19 @@ def test_bad_steps(steps):
 def test_bad_dtype():
     with pytest.raises(ValueError, match="dtype"):
         note_inputs(np.zeros((2, 78, 2), np.uint8), dtype=np.int32)
+
+
+def test_bar_positions_replace_the_step_index():
+    """positions (meters "all"): row t's beat inputs are those of step index positions[t]; the
+    rest of the features does not depend on them; the original's indices give note_inputs(S)."""
+    rng = np.random.default_rng(5)
+    S = (rng.random((20, 78, 2)) < 0.2).astype(np.uint8)
+    positions = (3 + np.arange(20)) % 6  # 3/8 bars of 6 steps from bar position 3
+    X = note_inputs(S, positions=positions)
+    for t in range(20):
+        np.testing.assert_array_equal(X[t], note_inputs(S[t:t + 1], start_step=int(positions[t]))[0])
+    np.testing.assert_array_equal(note_inputs(S, positions=np.arange(20)), note_inputs(S))
+    with pytest.raises(ValueError, match="start_step or positions"):
+        note_inputs(S, 2, positions=positions)
+    with pytest.raises(ValueError):
+        note_inputs(S, positions=positions[:5])

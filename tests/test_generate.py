@@ -301,8 +301,8 @@ class RecordingEngine:
     def __init__(self):
         self.calls = []
 
-    def compose(self, seeds, steps, conservativity, adaptive, uniforms):
-        self.calls.append((seeds, steps, conservativity, adaptive, uniforms))
+    def compose(self, seeds, steps, conservativity, adaptive, uniforms, positions):
+        self.calls.append((seeds, steps, conservativity, adaptive, uniforms, positions))
         states = np.repeat(seeds[:, None], steps + 1, axis=1)  # (K, steps + 1, 78, 2)
         return ComposeTrace(states=states, probabilities=np.zeros((len(seeds), steps, N, 2), np.float32),
                             conservativity=np.full((len(seeds), steps + 1), conservativity))
@@ -316,11 +316,15 @@ def test_the_backend_gets_validated_inputs():
     seed_state = random_seed_state(np.random.default_rng(7))
     piece = compose(model, seed_state, 4, conservativity=2, adaptive=False, rng=3)
     assert piece.shape == (5, N, 2)
-    (seeds, steps, cons, adaptive, uniforms), = model.engine.calls
+    (seeds, steps, cons, adaptive, uniforms, positions), = model.engine.calls
     assert seeds.shape == (1, N, 2) and seeds.dtype == np.uint8
     assert steps == 4 and cons == 2.0 and isinstance(cons, float) and adaptive is False
     assert uniforms.shape == (1, 4, N, 2) and uniforms.dtype == np.float64
     np.testing.assert_array_equal(uniforms[0], np.random.default_rng(3).random((4, N, 2)))
+    np.testing.assert_array_equal(positions, [[0, 1, 2, 3]])  # the original's: steps from the seed
+    with pytest.warns(UserWarning, match="never saw bars of 12 steps"):
+        compose(model, seed_state, 4, rng=3, meter="3/4", bar_position=10)
+    np.testing.assert_array_equal(model.engine.calls[-1][-1], [[10, 11, 0, 1]])
 
 
 def test_a_backend_answer_of_the_wrong_shape_is_an_error():

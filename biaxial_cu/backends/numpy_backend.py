@@ -31,11 +31,13 @@ class NumpyBackend:
 
     # ------------------------------------------------------------------ training
 
-    def forward(self, batch, masks=None):
-        """The whole forward pass of a (B, T, 78, 2) batch: (loss, what backward needs)."""
+    def forward(self, batch, masks=None, positions=None):
+        """The whole forward pass of a (B, T, 78, 2) batch with (B, T) bar positions (None: each
+        step's index in its segment): (loss, what backward needs)."""
         p, act = self.params, self.act
-        B = batch.shape[0]
-        x = ref.note_inputs(batch, self.dtype)  # (T-1, B*78, 80)
+        B, T = batch.shape[:2]
+        positions = ref.segment_positions(B, T) if positions is None else positions  # (B, T)
+        x = ref.note_inputs(batch, positions, self.dtype)  # (T-1, B*78, 80)
         caches = {}
         for k in range(len(self.config["t_layer_sizes"])):
             h, caches[f"time.{k}"] = ref.lstm_layer_forward(x, p[f"time.{k}.W"], p[f"time.{k}.b"], act)
@@ -69,24 +71,24 @@ class NumpyBackend:
                 dh, caches[f"time.{k}"], p[f"time.{k}.W"], act)
         return {name: grads[name].astype(self.dtype) for name in self.params}
 
-    def loss(self, batch, masks=None):
-        return self.forward(batch, masks)[0]
+    def loss(self, batch, masks=None, positions=None):
+        return self.forward(batch, masks, positions)[0]
 
-    def activations(self, batch):
+    def activations(self, batch, positions=None):
         """(loss, {"time.k" / "pitch.k": (B, T-1, 78, H) hidden outputs, "probabilities":
         (B, T-1, 78, 2)}) of a batch without dropout."""
-        loss, (caches, _, P, _, B) = self.forward(batch)
+        loss, (caches, _, P, _, B) = self.forward(batch, positions=positions)
         outputs = {name: cache[1] for name, cache in caches.items()}  # cache[1]: every step's h
         return loss, ref.activations_by_piece(outputs, P, B)
 
-    def gradients(self, batch, masks):
+    def gradients(self, batch, masks, positions=None):
         """(loss, {name: gradient}): new arrays, not the optimiser's buffer."""
-        loss, saved = self.forward(batch, masks)
+        loss, saved = self.forward(batch, masks, positions)
         return loss, self.backward(saved, masks)
 
-    def train_step(self, batch, masks, reduce=None):
+    def train_step(self, batch, masks, reduce=None, positions=None):
         self.state.adopt()
-        loss, grads = self.gradients(batch, masks)
+        loss, grads = self.gradients(batch, masks, positions)
         for name, g in grads.items():
             self.grads[name][...] = g
         if reduce is not None:
@@ -116,15 +118,17 @@ class NumpyBackend:
 
     # ------------------------------------------------------------------ generation
 
-    def compose(self, seeds, steps, conservativity, adaptive, uniforms):
-        """seeds (K, 78, 2) uint8, uniforms (K, steps, 78, 2) float64 -> ComposeTrace."""
+    def compose(self, seeds, steps, conservativity, adaptive, uniforms, positions):
+        """seeds (K, 78, 2) uint8, uniforms (K, steps, 78, 2) float64, positions (K, steps) int32
+        -> ComposeTrace."""
         weights = host_weights(self.params, self.act)
-        return compose_host(weights, seeds, steps, conservativity, adaptive, uniforms)
+        return compose_host(weights, seeds, steps, conservativity, adaptive, uniforms, positions)
 
 
-def compose_host(weights, seeds, steps, conservativity, adaptive, uniforms):
+def compose_host(weights, seeds, steps, conservativity, adaptive, uniforms, positions):
     """Generation on the CPU from params.HostWeights: seeds (K, 78, 2) uint8, uniforms
-    (K, steps, 78, 2) float64 -> ComposeTrace (MODEL_SPEC 7)."""
+    (K, steps, 78, 2) float64, positions (K, steps) int32 (the bar position of each step's input
+    state) -> ComposeTrace (MODEL_SPEC 7)."""
     n_pieces = seeds.shape[0]
     dtype = weights.dtype
     activation = "tanh" if weights.tanh_cell else "identity"
@@ -139,7 +143,7 @@ def compose_host(weights, seeds, steps, conservativity, adaptive, uniforms):
     pitch0_in = np.zeros((n_pieces, N_NOTES, weights.pitch0_b.shape[0]), dtype=dtype)  # (K, 78, 4H0)
     one = dtype.type(1)  # 1 in the model's dtype, so numba keeps float32 arithmetic float32
     for t in range(steps):
-        features = ref.note_inputs_at(states[:, t], t, dtype).reshape(n_pieces, N_NOTES, N_FEATURES)  # (K, 78, 80)
+        features = ref.note_inputs_at(states[:, t], positions[:, t], dtype).reshape(n_pieces, N_NOTES, N_FEATURES)  # (K, 78, 80)
         for k in range(n_pieces):  # one piece at a time: every GEMM has 78 rows
             x = features[k]  # (78, 80)
             for layer, (W_x, W_h, b) in enumerate(weights.time_layers):

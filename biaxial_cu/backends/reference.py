@@ -189,18 +189,24 @@ def dropout_mask(rng, rows, H, p, dtype):
 # ----------------------------------------------------------------------------- features (features.cu)
 
 
-def note_inputs(S, dtype=np.float32):
-    """S (B, T, 78, 2) -> (T-1, B*78, 80): the features (features.note_inputs, step index from 0 at
-    the segment's start) of steps 0..T-2 of every piece, in the time stack's layout."""
+def segment_positions(B, T):
+    """(B, T) int32: the original's bar positions of a batch, each step's index in its segment."""
+    return np.tile(np.arange(T, dtype=np.int32), (B, 1))
+
+
+def note_inputs(S, P, dtype=np.float32):
+    """S (B, T, 78, 2), P (B, T) bar positions -> (T-1, B*78, 80): the features
+    (features.note_inputs_at) of steps 0..T-2 of every piece, in the time stack's layout."""
     B, T = S.shape[:2]
-    steps = np.tile(np.arange(T - 1), B)  # (B*(T-1),) step index of each state
+    steps = np.asarray(P)[:, :-1].reshape(-1)  # (B*(T-1),) bar position of each state
     X = features.note_inputs_at(S[:, :-1].reshape(B * (T - 1), N_NOTES, 2), steps, dtype=dtype)
     return np.ascontiguousarray(X.reshape(B, T - 1, N_NOTES, -1).transpose(1, 0, 2, 3)).reshape(T - 1, B * N_NOTES, -1)
 
 
-def note_inputs_at(states, t, dtype=np.float32):
-    """states (K, 78, 2), all at step index t -> (K*78, 80): one generation step's features."""
-    return features.note_inputs_at(states, t, dtype=dtype).reshape(-1, features.N_FEATURES)
+def note_inputs_at(states, P, dtype=np.float32):
+    """states (K, 78, 2), P (K,) each piece's bar position -> (K*78, 80): one generation step's
+    features."""
+    return features.note_inputs_at(states, np.asarray(P), dtype=dtype).reshape(-1, features.N_FEATURES)
 
 
 # ----------------------------------------------------------------------------- layouts (layout.cu)

@@ -54,12 +54,12 @@ class CudaBackend:
 
     # ------------------------------------------------------------------ forward pieces
 
-    def note_inputs(self, S):
-        """S (B, T, 78, 2) uint8 on the device -> (T-1, B*78, 80)."""
+    def note_inputs(self, S, P):
+        """S (B, T, 78, 2) uint8, P (B, T) int32 bar positions, on the device -> (T-1, B*78, 80)."""
         B, T = S.shape[:2]
         X = self.cp.empty((T - 1, B * N_NOTES, N_FEATURES), self.cp.float32)
         self.kernel("features", "note_inputs")((blocks(X.shape[0] * X.shape[1], FEATURE_THREADS),), (FEATURE_THREADS,),
-                                               (S, X, np.int32(B), np.int32(T)))
+                                               (S, P, X, np.int32(B), np.int32(T)))
         return X
 
     def lstm_layer_forward(self, x, W, b, mask):
@@ -105,14 +105,18 @@ class CudaBackend:
              np.int32(M), np.int32(Hp)))
         return P, partial.sum()
 
-    def to_device(self, batch):
-        """(B, T, 78, 2) host batch -> uint8 device array."""
-        return self.cp.asarray(np.ascontiguousarray(batch, dtype=np.uint8))
+    def to_device(self, batch, positions=None):
+        """(B, T, 78, 2) host batch, (B, T) bar positions (None: each step's index in its segment)
+        -> (uint8, int32) device arrays."""
+        positions = ref.segment_positions(*batch.shape[:2]) if positions is None else positions
+        return (self.cp.asarray(np.ascontiguousarray(batch, dtype=np.uint8)),
+                self.cp.asarray(np.ascontiguousarray(positions, dtype=np.int32)))
 
-    def device_forward(self, S, masks=None):
-        """The whole forward pass of a device batch S: (device loss scalar, caches)."""
+    def device_forward(self, S, P, masks=None):
+        """The whole forward pass of a device batch S with bar positions P: (device loss scalar,
+        caches)."""
         p = self.params
-        x = self.note_inputs(S)
+        x = self.note_inputs(S, P)
         caches = {}
         for k in range(len(self.config["t_layer_sizes"])):
             mask = masks.get(f"time.{k}") if masks else None
@@ -169,9 +173,10 @@ class CudaBackend:
                                                 np.int32(Ht), np.int32(Hw)))
         return out
 
-    def device_gradients(self, S, masks):
-        """(device loss scalar, self.grads) of a device batch S (B, T, 78, 2), device masks or None."""
-        loss, (caches, x, P, y) = self.device_forward(S, masks)
+    def device_gradients(self, S, positions, masks):
+        """(device loss scalar, self.grads) of a device batch S (B, T, 78, 2) with bar positions
+        (B, T), device masks or None."""
+        loss, (caches, x, P, y) = self.device_forward(S, positions, masks)
         B = S.shape[0]
         g, p = self.grads, self.params
         dlogits = self.output_loss_backward(P, y).reshape(-1, 2)  # (78*R, 2)
@@ -197,24 +202,24 @@ class CudaBackend:
         on_gpu = hasattr(self.cp, "cuda")  # not on the harness's NumPy arrays
         return cublas_tf32(self.cp) if self.tf32 and on_gpu else contextlib.nullcontext()
 
-    def loss(self, batch, masks=None):
+    def loss(self, batch, masks=None, positions=None):
         with self.gemm_precision():
-            return float(self.device_forward(self.to_device(batch), self.device_masks(masks))[0])
+            return float(self.device_forward(*self.to_device(batch, positions), self.device_masks(masks))[0])
 
-    def activations(self, batch):
+    def activations(self, batch, positions=None):
         """(loss, {"time.k" / "pitch.k": (B, T-1, 78, H), "probabilities": (B, T-1, 78, 2)}) on
         the host, without dropout: the hidden outputs the forward pass keeps anyway."""
         with self.gemm_precision():
-            loss, (caches, _, P, _) = self.device_forward(self.to_device(batch))
+            loss, (caches, _, P, _) = self.device_forward(*self.to_device(batch, positions))
         outputs = {name: cache[1] for name, cache in caches.items()}  # cache[1]: every step's h
         acts = ref.activations_by_piece(outputs, P, batch.shape[0])
         return float(loss), {name: np.ascontiguousarray(to_host(a)) for name, a in acts.items()}
 
-    def gradients(self, batch, masks):
+    def gradients(self, batch, masks, positions=None):
         """(loss, {name: gradient view}): the arrays are the optimiser's buffer, overwritten by
         the next call. masks: numpy or device arrays, or None."""
         with self.gemm_precision():
-            loss, grads = self.device_gradients(self.to_device(batch), self.device_masks(masks))
+            loss, grads = self.device_gradients(*self.to_device(batch, positions), self.device_masks(masks))
         return float(loss), grads
 
     def device_masks(self, masks):
@@ -222,11 +227,11 @@ class CudaBackend:
         cp = self.cp
         return {k: cp.ascontiguousarray(cp.asarray(v, dtype=cp.float32)) for k, v in masks.items()} if masks else masks
 
-    def train_step(self, batch, masks, reduce=None):
+    def train_step(self, batch, masks, reduce=None, positions=None):
         """Forward, backward and Adadelta of a host batch: the loss (one sync). reduce(flat
         gradient buffer, loss) -> loss runs between the backward pass and the update."""
         self.state.adopt()
-        loss, _ = self.gradients(batch, masks)
+        loss, _ = self.gradients(batch, masks, positions)
         if reduce is not None:
             loss = reduce(self.state.flat["grad"], loss)
         self.adadelta()
@@ -272,6 +277,7 @@ class CudaBackend:
         self.state.adopt()
         return bool(self.cp.isfinite(self.state.flat["param"]).all())
 
-    def compose(self, seeds, steps, conservativity, adaptive, uniforms):
-        """seeds (K, 78, 2) uint8, uniforms (K, steps, 78, 2) float64 -> ComposeTrace, on the device."""
-        return DeviceGenerator(self).compose(seeds, steps, conservativity, adaptive, uniforms)
+    def compose(self, seeds, steps, conservativity, adaptive, uniforms, positions):
+        """seeds (K, 78, 2) uint8, uniforms (K, steps, 78, 2) float64, positions (K, steps) int32
+        -> ComposeTrace, on the device."""
+        return DeviceGenerator(self).compose(seeds, steps, conservativity, adaptive, uniforms, positions)

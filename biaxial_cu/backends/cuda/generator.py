@@ -33,8 +33,9 @@ class DeviceGenerator:
         self.n_pitch_layers = len(sizes)
         self.sweep_threads = 32 * -(-4 * max(sizes) // 32)
 
-    def compose(self, seeds, steps, conservativity, adaptive, uniforms):
-        """seeds (K, 78, 2) uint8, uniforms (K, steps, 78, 2) float64 -> ComposeTrace (host arrays)."""
+    def compose(self, seeds, steps, conservativity, adaptive, uniforms, positions):
+        """seeds (K, 78, 2) uint8, uniforms (K, steps, 78, 2) float64, positions (K, steps) int32
+        -> ComposeTrace (host arrays)."""
         cp, kern = self.cp, self.backend.kernel
         K = seeds.shape[0]
         R = K * N_NOTES
@@ -42,6 +43,7 @@ class DeviceGenerator:
         states[0] = cp.asarray(seeds)
         probabilities = cp.zeros((steps, K, N_NOTES, 2), cp.float32)
         U = cp.asarray(np.ascontiguousarray(np.moveaxis(uniforms, 1, 0)))  # (steps, K, 78, 2)
+        P = cp.asarray(np.ascontiguousarray(np.asarray(positions, np.int32).T))  # (steps, K)
         cons = cp.zeros((steps + 1, K), cp.float64)  # row t: the value used at step t
         cons[0] = conservativity
         # per time layer, slots 0 (previous step) and 1 (this step) of what the training kernel
@@ -57,7 +59,7 @@ class DeviceGenerator:
         unused = self.backend.unused
         for t in range(steps):
             kern("features", "note_inputs_at")((blocks(R, FEATURE_THREADS),), (FEATURE_THREADS,),
-                                               (states[t], X, np.int32(K), np.int32(t)))
+                                               (states[t], P[t], X, np.int32(K)))
             x = X
             for layer, (W_x, W_h, b) in enumerate(self.time_layers):
                 H = sizes[layer]
