@@ -13,9 +13,10 @@ Reading (MIDI -> S), in four passes:
      failure of the parse (mido raises OSError, EOFError, ValueError, KeyError, IndexError,
      struct.error, its own KeySignatureError, ...) becomes one MidiError naming the file.
   2. events: one Python pass over the messages of each track turns delta times into absolute
-     ticks and keeps only what matters: note events in range (value 1 = strike, 0 = release)
-     and meter endings (a time signature whose numerator is not 2 or 4). Ticks are clamped at
-     a cap beyond max_steps, so a huge delta time cannot overflow int64 or grow an array.
+     ticks and keeps only what matters: note events in range (value 1 = strike, 0 = release),
+     meter endings (a time signature whose numerator is not 2 or 4; meters="original" only)
+     and every time signature (for bar positions). Ticks are clamped at a cap beyond
+     max_steps, so a huge delta time cannot overflow int64 or grow an array.
   3. merge: a stable sort by tick of the events, laid out track after track, is the stable
      merge of mido.merge_tracks (same tick: track order, then order within the track).
      Step of tick k: floor(k/q + 1/2) = floor((8k + tpb) / (2 tpb)), exact in integers.
@@ -29,7 +30,32 @@ Writing (S -> MIDI): one track (format 0), a tempo event, step t at tick t * tpb
 note_offs (released or re-struck notes) then note_ons (re-struck notes and onsets); every note
 still sounding is released at the tick of step T. Canonical S (articulate implies play, onsets
 articulated, last step silent) reads back exactly for tpb >= 8.
+
+Meters (MODEL_SPEC section 8), the `meters` option of read_state_matrix (METER_MODES):
+  "original" (default): the rule above, byte for byte: a time signature whose numerator is not
+     2 or 4 ends the piece.
+  "all": no time signature ends the piece.
+  Bar positions (return_bar_positions=True, either mode): pos (T,) int32, pos[t] = steps since
+  the bar line at or before step t. Before any time signature the meter is 4/4 (bars of
+  BAR_STEPS_4_4 = 16 steps) from step 0. A time signature N/D at step s (its tick rounded to a
+  step as a note's is) starts a bar at s, whether or not s was on a bar line, and bars of
+  L = bar_steps(N, D) = max(1, floor(16 N / D + 1/2)) steps follow until the next signature
+  (round half up: 3/32 is 1.5 steps -> 2; 6/8 -> 12, 9/8 -> 18, 5/4 -> 20, 7/8 -> 14).
+  Several signatures at one step (same tick or not): the last in merge order wins. In
+  "original" mode pos follows only the signatures before the one that ends the piece.
+  Hostile signatures are read, never refused: MIDI stores the numerator in one byte (0..255,
+  so L <= 255 * 16 = 4080 for D = 1) and the denominator as a power-of-two exponent (0..255,
+  mido gives D = 2**e >= 1, never 0); numerator 0 or a denominator far beyond the numerator
+  gives L = 1 by the at-least-one rule. L never sizes an array. A time signature of fewer
+  than 4 data bytes is a MidiError, as any malformed meta event.
+  The beat inputs (features.py) see pos[t] in place of the original's step index and take its
+  low four bits, so a bar longer than 16 steps (5/4, 9/8, 12/8) repeats the 16-step beat
+  pattern inside the bar, cut short at the next bar line.
+  Writing: write_state_matrix(..., meter=...) writes time signatures so that reading the file
+  back with meters="all" gives the same S and pos (parse_meter: N in 1..255, D a power of two
+  in 1..MAX_METER_DENOMINATOR).
 """
+import heapq
 import io
 import os
 import stat
@@ -39,7 +65,7 @@ import warnings
 import mido
 import numpy as np
 
-from .common import LOWEST_PITCH, N_NOTES, shown_path
+from .common import BAR_STEPS_4_4, LOWEST_PITCH, METER_MODES, N_NOTES, shown_path
 from .errors import MidiError
 
 HIGHEST_PITCH = LOWEST_PITCH + N_NOTES - 1  # 101
@@ -52,6 +78,8 @@ MIN_WRITE_TICKS_PER_BEAT = 8  # smallest ticks_per_beat written (exact round tri
 MAX_WRITE_TICKS_PER_BEAT = 32767  # the header's division field is 15 bits
 DEFAULT_MAX_STEPS = 100_000  # read_state_matrix's default cut (and a composition's longest)
 MAX_FILE_BYTES = 64 * 2**20  # larger files are refused (MidiError) before being read whole
+MAX_METER_NUMERATOR = 255  # a time signature's numerator is one byte
+MAX_METER_DENOMINATOR = 64  # parse_meter's finest beat (a step is a sixteenth; 1/64 is 1 step)
 
 
 class MidiWarning(UserWarning):
@@ -61,29 +89,37 @@ class MidiWarning(UserWarning):
 # ----------------------------------------------------------------------------- reading
 
 
-def read_state_matrix(path, *, include_drums=False, max_steps=DEFAULT_MAX_STEPS):
+def read_state_matrix(path, *, include_drums=False, max_steps=DEFAULT_MAX_STEPS,
+                      meters="original", return_bar_positions=False):
     """Read a MIDI file into a state matrix S of shape (T, 78, 2), uint8.
 
+    meters: "original" (a time signature whose numerator is not 2 or 4 ends the piece) or
+    "all" (no signature ends it); see the module's Meters section. return_bar_positions: also
+    return pos (T,) int32, the steps since the bar line at or before each step: (S, pos).
     Raises MidiError (naming the file and the reason) for any file it cannot read.
-    Warns with MidiWarning when the piece is ended by a meter other than 2/x or 4/x, or cut
-    to max_steps steps.
+    Warns with MidiWarning when the piece is ended by a meter other than 2/x or 4/x (only with
+    meters="original"), or cut to max_steps steps.
     """
     max_steps = _check_max_steps(max_steps)
+    ends_at_meters = _check_meters(meters) == "original"
     name = shown_path(path)  # in messages: one line whatever the file is called
     data = _read_file_bytes(os.fspath(path), name)
     ticks_per_beat = _check_header(data, name)
     tracks = _parse_tracks(data, name)
 
     tick_cap = (max_steps + 1) * ticks_per_beat  # step(tick_cap) = 4 * max_steps + 4 > max_steps
-    events, meter_endings, last_tick = _collect_events(tracks, include_drums, tick_cap)
+    events, signatures, last_tick = _collect_events(tracks, include_drums, tick_cap,
+                                                    ends_at_meters)
     events = events[np.argsort(events[:, 0], kind="stable")]  # (E, 3) (tick, value, note)
     steps = _tick_to_step(events[:, 0], ticks_per_beat)  # (E,)
 
     n_steps = _step_of_tick(last_tick, ticks_per_beat) + 1
+    ending_signature = None  # index into signatures of the one that ends the piece
     ending = np.flatnonzero(events[:, 1] == METER_END)
     if ending.size and steps[ending[0]] < max_steps:
         first = int(ending[0])
-        numerator, denominator = meter_endings[int(events[first, 2])]
+        ending_signature = int(events[first, 2])
+        _, numerator, denominator = signatures[ending_signature]
         n_steps = int(steps[first]) + 1
         events, steps = events[:first], steps[:first]
         warnings.warn(
@@ -102,7 +138,17 @@ def read_state_matrix(path, *, include_drums=False, max_steps=DEFAULT_MAX_STEPS)
         n_steps = max_steps
 
     notes_kept = (events[:, 1] != METER_END) & (steps < n_steps)  # (E,)
-    return _build_roll(steps[notes_kept], events[notes_kept, 2], events[notes_kept, 1], n_steps)
+    S = _build_roll(steps[notes_kept], events[notes_kept, 2], events[notes_kept, 1], n_steps)
+    if not return_bar_positions:
+        return S
+    changes = _meter_changes(signatures, ending_signature, ticks_per_beat, name)
+    return S, bar_positions(changes, n_steps)
+
+
+def _check_meters(meters):
+    if not isinstance(meters, str) or meters not in METER_MODES:
+        raise ValueError(f"meters must be one of {METER_MODES}, got {meters!r}")
+    return meters
 
 
 def _check_max_steps(max_steps):
@@ -181,16 +227,16 @@ def _parse_tracks(data, name):
         raise MidiError(f"{name}: corrupt MIDI data ({type(e).__name__}: {reason})") from e
 
 
-def _collect_events(tracks, include_drums, tick_cap):
+def _collect_events(tracks, include_drums, tick_cap, ends_at_meters):
     """One pass over every track's messages.
 
     Returns events (E, 3) int64 rows (tick, value, note) in track order (value STRIKE or
-    RELEASE; or METER_END, its note column then indexing the meter list), the
-    (numerator, denominator) of each meter ending, and the largest tick of any event; every
-    tick is clamped to tick_cap.
+    RELEASE; or METER_END when ends_at_meters, its note column then indexing signatures), every
+    time signature as (tick, numerator, denominator) in track order, and the largest tick of
+    any event; every tick is clamped to tick_cap.
     """
     rows = []  # (tick, value, note)
-    meter_endings = []  # (numerator, denominator)
+    signatures = []  # (tick, numerator, denominator)
     last_tick = 0
     for track in tracks:
         now = 0
@@ -204,12 +250,31 @@ def _collect_events(tracks, include_drums, tick_cap):
                 if LOWEST_PITCH <= pitch <= HIGHEST_PITCH:
                     value = STRIKE if kind == "note_on" and msg.velocity > 0 else RELEASE
                     rows.append((min(now, tick_cap), value, pitch - LOWEST_PITCH))
-            elif kind == "time_signature" and msg.numerator not in READ_METERS:
-                rows.append((min(now, tick_cap), METER_END, len(meter_endings)))
-                meter_endings.append((msg.numerator, msg.denominator))
+            elif kind == "time_signature":
+                if ends_at_meters and msg.numerator not in READ_METERS:
+                    rows.append((min(now, tick_cap), METER_END, len(signatures)))
+                signatures.append((min(now, tick_cap), msg.numerator, msg.denominator))
         last_tick = max(last_tick, min(now, tick_cap))
     events = np.array(rows, dtype=np.int64).reshape(-1, 3)  # (E, 3)
-    return events, meter_endings, last_tick
+    return events, signatures, last_tick
+
+
+def _meter_changes(signatures, ending_signature, ticks_per_beat, name):
+    """[(step, bar length)] of the time signatures in merge order (a stable sort by tick of the
+    track-order list), stopping before ending_signature when it is not None."""
+    merged = sorted(range(len(signatures)), key=lambda i: signatures[i][0])
+    if ending_signature is not None:
+        merged = merged[:merged.index(ending_signature)]
+    changes = []
+    for i in merged:
+        tick, numerator, denominator = signatures[i]
+        try:
+            length = bar_steps(numerator, denominator)
+        except (TypeError, ValueError) as e:  # mido gives 0..255 and 2**e, so only a new mido
+            raise MidiError(f"{name}: time signature {numerator}/{denominator} at tick {tick} "
+                            f"has no bar length ({e})") from None
+        changes.append((_step_of_tick(tick, ticks_per_beat), length))
+    return changes
 
 
 def _tick_to_step(ticks, ticks_per_beat):
@@ -248,27 +313,102 @@ def _build_roll(steps, notes, values, n_steps):
     return S
 
 
+# ----------------------------------------------------------------------------- meters
+
+
+def parse_meter(meter):
+    """(numerator, denominator) of a meter given as "3/4" or (3, 4); ValueError otherwise.
+
+    The numerator must be in 1..255 (one byte in a MIDI file) and the denominator a power of two
+    in 1..MAX_METER_DENOMINATOR (a MIDI file stores its exponent), so every parsed meter can be
+    written by write_state_matrix.
+    """
+    if isinstance(meter, str):
+        parts = meter.split("/")
+        if len(parts) != 2 or not all(part.strip().isdecimal() for part in parts):
+            raise ValueError(f"a meter is written N/D with whole numbers, like 3/4 or 6/8; "
+                             f"got {meter!r}")
+        numerator, denominator = (int(part) for part in parts)
+    elif isinstance(meter, (tuple, list)) and len(meter) == 2 and all(
+            isinstance(part, (int, np.integer)) and not isinstance(part, (bool, np.bool_))
+            for part in meter):
+        numerator, denominator = (int(part) for part in meter)
+    else:
+        raise ValueError(f"a meter is a string like '3/4' or a pair of ints like (3, 4); "
+                         f"got {meter!r}")
+    if not 1 <= numerator <= MAX_METER_NUMERATOR:
+        raise ValueError(f"a meter's numerator must be in 1..{MAX_METER_NUMERATOR}, "
+                         f"got {numerator} in {meter!r}")
+    if not 1 <= denominator <= MAX_METER_DENOMINATOR or denominator & (denominator - 1):
+        raise ValueError(f"a meter's denominator must be a power of two from 1 to "
+                         f"{MAX_METER_DENOMINATOR}, got {denominator} in {meter!r}")
+    return numerator, denominator
+
+
+def bar_steps(numerator, denominator):
+    """Steps (sixteenths) in a bar of numerator/denominator: 16 N / D rounded half up, at least
+    1 (3/32 is 1.5 steps -> 2; 1/64 is 0.25 -> 1). Exact in integers for any size (a hostile
+    file's denominator can be 2**255). numerator: int >= 0, denominator: int >= 1."""
+    for what, value, low in (("numerator", numerator, 0), ("denominator", denominator, 1)):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"a meter's {what} must be an int, got {value!r}")
+        if value < low:
+            raise ValueError(f"a meter's {what} must be >= {low}, got {value}")
+    numerator, denominator = int(numerator), int(denominator)
+    return max(1, (32 * numerator + denominator) // (2 * denominator))
+
+
+def bar_positions(meter_changes, n_steps):
+    """pos (n_steps,) int32: steps since the bar line at or before each step.
+
+    meter_changes: [(step, bar length)] in order of step (not decreasing); the meter before
+    them is 4/4 (BAR_STEPS_4_4 steps) from step 0. A change at step s starts a bar at s; of
+    several at one step the last wins; changes at or after n_steps do nothing.
+    """
+    changes = np.array([(0, BAR_STEPS_4_4)] + list(meter_changes), dtype=np.int64)
+    changes = changes.reshape(-1, 2)  # (C, 2) (step, bar length)
+    starts, lengths = changes[:, 0], changes[:, 1]  # (C,), (C,)
+    if np.any(starts < 0) or np.any(np.diff(starts) < 0):
+        raise ValueError("meter_changes must be (step, bar length) pairs with steps >= 0, "
+                         "in order of step")
+    if np.any(lengths < 1):
+        raise ValueError("meter_changes' bar lengths must be >= 1")
+    t = np.arange(n_steps, dtype=np.int64)  # (T,)
+    latest = np.searchsorted(starts, t, side="right") - 1  # (T,) last change at or before t
+    return ((t - starts[latest]) % lengths[latest]).astype(np.int32)
+
+
 # ----------------------------------------------------------------------------- writing
 
 
-def write_state_matrix(S, path, *, ticks_per_beat=480, tempo_bpm=120, velocity=64):
+def write_state_matrix(S, path, *, ticks_per_beat=480, tempo_bpm=120, velocity=64, meter=None):
     """Write a state matrix S (T, 78, 2) of 0/1 values as a one-track MIDI file.
 
-    Raises ValueError for a malformed S or out-of-range settings (nothing is written then).
+    meter: None (no time signature: 4/4 to a reader); a meter, "3/4" or (3, 4) (parse_meter),
+    written at step 0; or a list of meter changes [(step, meter)], steps in 0..T-1 and in order,
+    each written at its step. Reading the file back with meters="all" gives the same S and
+    pos = bar_positions([(step, bar_steps(*meter)), ...], T). (With meters="original" a
+    numerator other than 2 or 4 ends the piece, as in any file.)
+    Raises ValueError for a malformed S, meter or out-of-range settings (nothing is written then).
     """
     S = _check_state_matrix(S)  # (T, 78, 2) bool
     ticks_per_beat = _check_int("ticks_per_beat", ticks_per_beat,
                                 MIN_WRITE_TICKS_PER_BEAT, MAX_WRITE_TICKS_PER_BEAT)
     velocity = _check_int("velocity", velocity, 1, 127)
     tempo = _tempo_from_bpm(tempo_bpm)
+    meter_changes = _check_meter_changes(meter, S.shape[0])
 
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("set_tempo", tempo=tempo, time=0))
     last_tick = 0
-    for tick, is_on, note in _note_events(S, ticks_per_beat):
-        kind = "note_on" if is_on else "note_off"
-        track.append(mido.Message(kind, note=note + LOWEST_PITCH,
-                                  velocity=velocity if is_on else 0, time=tick - last_tick))
+    for tick, is_on, what in _file_events(S, ticks_per_beat, meter_changes):
+        if is_on is None:  # a time signature; what = (numerator, denominator)
+            track.append(mido.MetaMessage("time_signature", numerator=what[0],
+                                          denominator=what[1], time=tick - last_tick))
+        else:  # a note; what = note index
+            kind = "note_on" if is_on else "note_off"
+            track.append(mido.Message(kind, note=what + LOWEST_PITCH,
+                                      velocity=velocity if is_on else 0, time=tick - last_tick))
         last_tick = tick
     end_tick = max(last_tick, _step_tick(S.shape[0] - 1, ticks_per_beat))
     track.append(mido.MetaMessage("end_of_track", time=end_tick - last_tick))
@@ -276,6 +416,34 @@ def write_state_matrix(S, path, *, ticks_per_beat=480, tempo_bpm=120, velocity=6
     midi = mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat)
     midi.tracks.append(track)
     midi.save(os.fspath(path))
+
+
+def _check_meter_changes(meter, n_steps):
+    """[(step, (numerator, denominator))] of write_state_matrix's meter argument."""
+    if meter is None:
+        return []
+    if _is_one_meter(meter):
+        return [(0, parse_meter(meter))]
+    if not isinstance(meter, (tuple, list)):
+        raise ValueError(f"meter must be None, a meter like '3/4' or (3, 4), or a list of "
+                         f"(step, meter) changes; got {meter!r}")
+    changes = []
+    for change in meter:
+        if not isinstance(change, (tuple, list)) or len(change) != 2:
+            raise ValueError(f"a meter change is a pair (step, meter), got {change!r}")
+        step = _check_int("a meter change's step", change[0], 0, n_steps - 1)
+        if changes and step < changes[-1][0]:
+            raise ValueError(f"meter changes must be in order of step: {step} after "
+                             f"{changes[-1][0]}")
+        changes.append((step, parse_meter(change[1])))
+    return changes
+
+
+def _is_one_meter(meter):
+    """True for "3/4" or a pair of ints (3, 4); False for a list of changes (or anything else)."""
+    return isinstance(meter, str) or (
+        isinstance(meter, (tuple, list)) and len(meter) == 2
+        and all(isinstance(part, (int, np.integer)) for part in meter))
 
 
 def _check_state_matrix(S):
@@ -314,6 +482,17 @@ def _tempo_from_bpm(tempo_bpm):
 def _step_tick(step, ticks_per_beat):
     """Tick of step t when writing: t * tpb // 4 (exact round trip for tpb >= 8)."""
     return step * ticks_per_beat // 4
+
+
+def _file_events(S, ticks_per_beat, meter_changes):
+    """(tick, is_on, note) of the notes (_note_events) merged with (tick, None, (N, D)) of the
+    time signatures; a signature comes before the notes of its tick."""
+    notes = _note_events(S, ticks_per_beat)
+    if not meter_changes:
+        return notes
+    signatures = [(_step_tick(step, ticks_per_beat), None, numerator_denominator)
+                  for step, numerator_denominator in meter_changes]
+    return heapq.merge(signatures, notes, key=lambda event: event[0])  # ties: signatures first
 
 
 def _note_events(S, ticks_per_beat):

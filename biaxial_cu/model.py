@@ -15,10 +15,9 @@ import numpy as np
 from .backends.cuda import CudaBackend, cuda_unavailable_reason
 from .backends.numpy_backend import NumpyBackend
 from .checkpoint import check_state_arrays, read_checkpoint, state_arrays, write_checkpoint
-from .common import CELL_ACTIVATIONS, CLIP_NORM, METER_MODES, N_NOTES, summarize, to_host
+from .common import CELL_ACTIVATIONS, METER_MODES, N_NOTES, summarize, to_host
 from .errors import CheckpointError
-from .params import (OPTIMISER_STATES, check_sizes, clip_segment_count, init_params, mask_shapes, masks_of_rows,
-                     param_shapes)
+from .params import OPTIMISER_STATES, check_sizes, init_params, mask_shapes, masks_of_rows, param_shapes
 
 log = logging.getLogger("biaxial_cu")
 
@@ -253,17 +252,10 @@ class Model:
         self.step += 1
         return loss
 
-    def gradient_norms(self):
-        """({tensor: L2 norm}, {tensor: clipping segments over CLIP_NORM}) of the gradients of the
-        last train_step, before clipping (per-gate clipping, MODEL_SPEC 5)."""
-        sq = self.engine.gradient_sq_norms()  # (n_seg,) float64
-        norms, clipped, at = {}, {}, 0
-        for name in self.params:
-            n_seg = clip_segment_count(name)
-            norms[name] = float(np.sqrt(sq[at:at + n_seg].sum()))
-            clipped[name] = int((np.sqrt(sq[at:at + n_seg]) > CLIP_NORM).sum())
-            at += n_seg
-        return norms, clipped
+    def gradient_sq_norms(self):
+        """(n_seg,) float64: the squared norm of each clipping segment (gate block, MODEL_SPEC 5)
+        of the last train_step's gradients, before clipping (board.gradient_norms reads them)."""
+        return self.engine.gradient_sq_norms()
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -35,6 +35,7 @@ import os  # noqa: E402
 import shlex  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -42,6 +43,8 @@ from types import SimpleNamespace  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from . import board as boards  # noqa: E402
+from .board import RunBoard, gradient_norms  # noqa: E402
 from .checkpoint import read_checkpoint  # noqa: E402
 from .cli import UsageError, float_in, int_at_least, int_in  # noqa: E402
 from .common import N_NOTES, summarize, write_atomically  # noqa: E402
@@ -52,7 +55,7 @@ from .generate import MAX_STEPS, compose, seed_from_pieces  # noqa: E402
 from .midi import write_state_matrix  # noqa: E402
 from .model import Model, choose_backend  # noqa: E402
 from .params import param_shapes  # noqa: E402
-from .viz import piano_roll_png, training_curve_png  # noqa: E402
+from .viz import piano_roll_png, render_wav, training_curve_png  # noqa: E402
 
 EXIT_USAGE, EXIT_INTERRUPTED, EXIT_NAN = cli.EXIT_USAGE, cli.EXIT_INTERRUPTED, 3
 RUN_FILE, LOG_FILE, LATEST = "run.json", "log.jsonl", "latest.npz"
@@ -84,6 +87,7 @@ MODEL_SETTINGS = {"t_layers": "t_layer_sizes", "p_layers": "p_layer_sizes", "dro
 CHANGEABLE = {"batches": "train further (or stop sooner)", "backend": "move a run to another machine"}
 RUN_FILES = ("run.json", "log.jsonl", "curve.png", "latest.npz", "latest.losses.json", "checkpoint_*.npz",
              "checkpoint_*.losses.json", "sample_*.mid", "sample_*.png")
+BOARD_DIR = "tensorboard"  # the run's TensorBoard log (board.py), when written
 
 
 class TrainError(UsageError):
@@ -135,6 +139,11 @@ def build_parser():
                     help="last batch of the early interval (1000; 0 = no early interval)")
     ap.add_argument("--sample-steps", type=int_in(0, MAX_STEPS), default=None,
                     help="length of samples written (256; 0 = write no samples)")
+    shown = ap.add_mutually_exclusive_group()
+    shown.add_argument("--tensorboard", action="store_true", default=None,
+                       help=f"write a TensorBoard log to OUT/{BOARD_DIR} (the default where the tensorboard extra "
+                            f"is installed: {boards.INSTALL})")
+    shown.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", help="no TensorBoard log")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     return ap
 
@@ -372,6 +381,7 @@ def load_music(folder, min_steps):
 def move_aside(out):
     """Move an earlier run's files to out/previous-N; returns that folder (None: nothing to move)."""
     files = sorted({p for pattern in RUN_FILES for p in out.glob(pattern) if p.is_file()})
+    files += [out / BOARD_DIR] if (out / BOARD_DIR).is_dir() else []
     if not files:
         return None
     n = 1
@@ -459,10 +469,25 @@ def resume_losses(checkpoint, step):
 
 
 def write_sample(model, pieces, out, batch, s):
+    """Compose the sample of batch (its own generator: (seed, 1, batch)), write its MIDI and PNG;
+    returns the piece (steps + 1, 78, 2)."""
     rng = np.random.default_rng([s.seed, 1, batch])
     piece = compose(model, seed_from_pieces(pieces, rng, seq_len=s.seq_len), s.sample_steps, rng=rng)
     write_state_matrix(piece, out / f"sample_{batch:06d}.mid")
     piano_roll_png(piece, out / f"sample_{batch:06d}.png", title=f"sample after batch {batch}")
+    return piece
+
+
+def board_sample(board, model, out, batch, piece):
+    """The sample's piano roll and audio (where a synthesizer renders it: said once otherwise),
+    the gradient norms of the last batch before clipping, and the parameters' histograms."""
+    if piece is not None:
+        with tempfile.TemporaryDirectory() as folder:
+            board.sample(batch, piece, render_wav(out / f"sample_{batch:06d}.mid", Path(folder) / "sample.wav"))
+    shapes = param_shapes(model.config["t_layer_sizes"], model.config["p_layer_sizes"])
+    board.gradients(batch, *gradient_norms(model.gradient_sq_norms(), shapes))
+    board.histograms(batch, model.params)
+    board.flush()
 
 
 def save_checkpoint(model, out, losses, seconds):
@@ -640,6 +665,8 @@ def train(a, ranks):
                disable=a.no_progress or not ranks.is_root, unit="batch", dynamic_ncols=True)
     start = time.time() - seconds
     log = os.open(out / LOG_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666) if ranks.is_root else None
+    board = RunBoard(out / BOARD_DIR, resume_step=model.step) if a.tensorboard and ranks.is_root else None
+    last_row = (model.step, seconds)  # (batch, seconds) of the last log row, for the speed
     stopping = False  # every rank's agreed Ctrl-C
     try:
         for batch in bar:
@@ -674,14 +701,20 @@ def train(a, ranks):
                            "seconds": round(time.time() - start, 3)}
                     os.write(log, (json.dumps(row) + "\n").encode())  # one whole line per write
                     training_curve_png(out / LOG_FILE, out / "curve.png")
+                    if board is not None:
+                        per_batch = max(row["seconds"] - last_row[1], 1e-9) / (batch - last_row[0])
+                        board.scalars(batch, row["train_loss"], val, per_batch, note_steps / per_batch)
+                        board.flush()
+                    last_row = (batch, row["seconds"])
                 losses = []
             if checkpoint_due(batch, s):
                 last_good = out / LATEST
                 ranks.last_words = f"the last good checkpoint is {last_good}"
                 if ranks.is_root:
                     save_checkpoint(model, out, losses, round(time.time() - start, 3))
-                    if s.sample_steps:
-                        write_sample(model, train_pieces, out, batch, s)
+                    piece = write_sample(model, train_pieces, out, batch, s) if s.sample_steps else None
+                    if board is not None:
+                        board_sample(board, model, out, batch, piece)
         bar.close()
         if stopping and model.step < s.batches:
             if ranks.is_root:
@@ -692,6 +725,8 @@ def train(a, ranks):
     finally:
         if log is not None:
             os.close(log)
+        if board is not None:
+            board.close()
         bar.close()
         if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # not after the last message
             signal.signal(signal.SIGINT, previous_handler)
@@ -742,6 +777,10 @@ def parse_checked(parser, argv):
         parser.error("--tf32 is a mode of the cuda backend; the numpy backend computes in full precision")
     if a.force and a.resume:
         parser.error("--force starts a new run and --resume continues one; give one of them")
+    if a.tensorboard and not boards.available():
+        parser.error(f"--tensorboard needs the tensorboard extra: {boards.INSTALL}")
+    if a.tensorboard is None:
+        a.tensorboard = boards.available()
     return a
 
 

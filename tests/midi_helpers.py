@@ -1,9 +1,15 @@
-"""Small helpers to build MIDI files with mido for the tests.
+"""Small helpers to build MIDI files with mido for the tests, and to read them back.
 
 A track is given as a list of (absolute tick, mido message) in file order; the helpers turn
 absolute ticks into delta times (ticks must not decrease within a track).
 """
+import warnings
+
 import mido
+import numpy as np
+import pytest
+
+from biaxial_cu.midi import MidiWarning, read_state_matrix
 
 
 def on(pitch, velocity=64, channel=0):
@@ -56,3 +62,37 @@ def note_events(path):
         if message.type in ("note_on", "note_off"):
             events.append((now, message.type, message.note))
     return events
+
+
+def read_quietly(path, **kwargs):
+    """read_state_matrix failing the test on any warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return read_state_matrix(path, **kwargs)
+
+
+def read_warned(path, **kwargs):
+    """(what read_state_matrix returns, [warning messages]) of a read that must warn with
+    MidiWarning."""
+    with pytest.warns(MidiWarning) as record:
+        result = read_state_matrix(path, **kwargs)
+    return result, [str(w.message) for w in record if issubclass(w.category, MidiWarning)]
+
+
+def expected_roll(n_steps, segments):
+    """S from (pitch, first step, end step) segments, each struck at its first step."""
+    S = np.zeros((n_steps, 78, 2), np.uint8)
+    for pitch, first, end in segments:
+        S[first:end, pitch - 24, 0] = 1
+        S[first, pitch - 24, 1] = 1
+    return S
+
+
+def random_canonical_roll(rng, n_steps):
+    """A random canonical S: articulate implies play, onsets articulated, last step silent."""
+    play = rng.random((n_steps, 78)) < rng.uniform(0.05, 0.5)  # (T, 78)
+    play[-1] = False
+    strike = play & (rng.random((n_steps, 78)) < 0.4)  # (T, 78)
+    before = np.vstack([np.zeros((1, 78), bool), play[:-1]])
+    strike |= play & ~before
+    return np.stack([play, strike], axis=-1).astype(np.uint8)  # (T, 78, 2)

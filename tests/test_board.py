@@ -185,3 +185,38 @@ def test_without_the_extra_a_board_says_how_to_install_it(monkeypatch):
     assert not board.available()
     with pytest.raises(RuntimeError, match=r"pip install 'biaxial_cu\[tensorboard\]'"):
         board.RunBoard("unused")
+
+
+@pytest.mark.slow
+def test_a_training_run_and_its_resume_log_every_kind(music, tmp_path):
+    """python -m biaxial_cu.train --tensorboard, stopped by Ctrl-C after batch 3 and resumed to 6:
+    losses and speeds at every log row, a piano roll, gradient norms and histograms at every
+    sample, each step once with the resumed run's values; --force moves the log aside."""
+    import json
+
+    from biaxial_cu import train
+
+    out = tmp_path / "run"
+    args = [music, "--out", out, "--t-layers", "8", "--p-layers", "4", "--batch-size", "2", "--seq-len", "16",
+            "--backend", "numpy", "--no-progress", "--tensorboard", "--log-every", "2", "--sample-every", "2",
+            "--early-until", "0", "--sample-steps", "8"]
+    os.environ["BIAXIAL_CU_INTERRUPT_AT"] = "3"
+    try:
+        assert train.main([str(a) for a in args] + ["--batches", "6"]) == 130
+    finally:
+        del os.environ["BIAXIAL_CU_INTERRUPT_AT"]
+    assert train.main(["--resume", str(out), "--no-progress"]) == 0
+    log = read_back(out / "tensorboard")
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["batch"] for r in rows] == [2, 4, 6]
+    assert scalars(log, "loss/train") == [(r["batch"], pytest.approx(r["train_loss"], rel=1e-6)) for r in rows]
+    assert scalars(log, "loss/validation") == [(r["batch"], pytest.approx(r["val_loss"], rel=1e-6)) for r in rows]
+    assert [e.step for e in log.Scalars("speed/note_steps_per_second")] == [2, 4, 6]
+    assert all(e.value > 0 for e in log.Scalars("speed/seconds_per_batch"))
+    assert [e.step for e in log.Images("sample/piano_roll")] == [2, 4, 6]  # not batch 3's Ctrl-C checkpoint
+    assert [e.step for e in log.Scalars("gradient_norm/time.0.W")] == [2, 4, 6]
+    assert all(e.value > 0 for e in log.Scalars("gradient_norm/out.W"))
+    assert [e.step for e in log.Histograms("parameters/pitch.0.W")] == [2, 4, 6]
+    assert train.main([str(a) for a in args] + ["--batches", "2", "--force"]) == 0
+    assert (out / "previous-1" / "tensorboard").is_dir()
+    assert [e.step for e in read_back(out / "tensorboard").Scalars("loss/train")] == [2]

@@ -20,32 +20,10 @@ from biaxial_cu.midi import MidiWarning, read_state_matrix, write_state_matrix
 from make_hostile_midi import (hostile_contents, write_hostile_files, write_huge_delta,
                                write_length_lies, write_long_held_note, write_many_tracks,
                                write_mutants)
-from midi_helpers import meter, note_events, off, on, save_midi, text
+from midi_helpers import (expected_roll, meter, note_events, off, on, random_canonical_roll,
+                          read_quietly, read_warned, save_midi, text)
 
 C4 = 60  # n = 36
-
-
-def read_quietly(path, **kwargs):
-    """read_state_matrix failing the test on any warning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        return read_state_matrix(path, **kwargs)
-
-
-def read_warned(path, **kwargs):
-    """(S, [warning messages]) of a read that must warn with MidiWarning."""
-    with pytest.warns(MidiWarning) as record:
-        S = read_state_matrix(path, **kwargs)
-    return S, [str(w.message) for w in record if issubclass(w.category, MidiWarning)]
-
-
-def expected_roll(n_steps, segments):
-    """S from (pitch, first step, end step) segments, each struck at its first step."""
-    S = np.zeros((n_steps, 78, 2), np.uint8)
-    for pitch, first, end in segments:
-        S[first:end, pitch - 24, 0] = 1
-        S[first, pitch - 24, 1] = 1
-    return S
 
 
 def assert_well_formed(S):
@@ -428,16 +406,6 @@ def test_realistic_multitrack_file(tmp_path):
 
 
 # ----------------------------------------------------------------------------- writing
-
-
-def random_canonical_roll(rng, n_steps):
-    """A random canonical S: articulate implies play, onsets articulated, last step silent."""
-    play = rng.random((n_steps, 78)) < rng.uniform(0.05, 0.5)  # (T, 78)
-    play[-1] = False
-    strike = play & (rng.random((n_steps, 78)) < 0.4)  # (T, 78)
-    before = np.vstack([np.zeros((1, 78), bool), play[:-1]])
-    strike |= play & ~before
-    return np.stack([play, strike], axis=-1).astype(np.uint8)  # (T, 78, 2)
 
 
 @pytest.mark.parametrize("tpb", [8, 9, 11, 96, 100, 220, 384, 480, 1000, 32767])

@@ -18,7 +18,7 @@ import pytest
 from biaxial_cu import Model, train
 
 TINY = ["--t-layers", "8", "--p-layers", "4", "--batch-size", "2", "--seq-len", "16", "--sample-steps", "0",
-        "--backend", "numpy", "--no-progress"]
+        "--backend", "numpy", "--no-progress", "--no-tensorboard"]
 
 
 def main(*args, **kwargs):
