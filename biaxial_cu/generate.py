@@ -28,10 +28,12 @@ from . import cli
 if __name__ == "__main__":  # Ctrl-C while the imports below run: one line, no traceback
     cli.quiet_start()
 
+import argparse  # noqa: E402
 import math  # noqa: E402
 import warnings  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -268,11 +270,23 @@ def build_parser():
                     default=1.0, help="a finite number > 0 (default 1)")
     ap.add_argument("--no-adaptive", action="store_true", help="keep conservativity fixed")
     ap.add_argument("--backend", choices=["auto", "cuda", "numpy"], default="auto")
+    ap.add_argument("--meter", type=meter_arg, default=None,
+                    help="compose in this meter, e.g. 3/4 or 6/8: the beat inputs follow its bars from the "
+                         "seed (a downbeat), the MIDI file gets its time signature and the PNG its bar lines "
+                         "(default: the original's rule, 4/4 counted from the seed, no time signature)")
     ap.add_argument("--no-png", action="store_true", help="no piano-roll PNG")
     ap.add_argument("--wav", action="store_true",
                     help=f"also render WAV, peak at {WAV_PEAK_DBFS:g} dBFS (fluidsynth + a General MIDI "
                          "soundfont, checked before any work)")
     return ap
+
+
+def meter_arg(text):
+    """An argparse type: a meter such as 3/4, checked by midi.parse_meter."""
+    try:
+        return "/".join(map(str, midi.parse_meter(text)))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def output_paths(a):
@@ -330,16 +344,21 @@ def _main(a, written):
                 raise ValueError(f"no usable pieces to seed from in {folder}")
             seq_len = min(SEGMENT_LEN, *(len(p) for p in pieces.values()))
             seeds = np.stack([seed_from_pieces(pieces, rng, seq_len=seq_len) for _ in range(a.count)])
-        composed = compose(model, seeds, a.steps, conservativity=a.conservativity,
-                           adaptive=not a.no_adaptive, rng=rng)  # (K, steps+1, 78, 2)
+        with warnings.catch_warnings(record=True) as caught:  # said as one line each, below
+            warnings.simplefilter("always", UserWarning)
+            composed = compose(model, seeds, a.steps, conservativity=a.conservativity,
+                               adaptive=not a.no_adaptive, rng=rng, meter=a.meter)  # (K, steps+1, 78, 2)
+        for warning in caught:
+            print(f"warning: {warning.message}", file=sys.stderr)
     except (CheckpointError, ValueError, RuntimeError) as e:
         return cli.fail(e)
     for piece, (path, png, wav) in zip(composed, outputs):
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_state_matrix(piece, path)
+        write_state_matrix(piece, path, meter=a.meter)
         written.append(path)
         if png is not None:
-            piano_roll_png(piece, png, title=path.name)
+            bars = None if a.meter is None else midi.bar_positions([(0, bar_length(a.meter))], len(piece))
+            piano_roll_png(piece, png, title=path.name + (f" in {a.meter}" if a.meter else ""), bar_positions=bars)
         if wav is not None:
             try:
                 render_wav(path, wav)

@@ -68,8 +68,10 @@ def piano_roll_size(T):
     return min(MAX_WIDTH, PIXELS_PER_STEP * T) + 2 * MARGIN, N_NOTES * NOTE_PIXELS + 2 * MARGIN
 
 
-def piano_roll_png(S, path, title=None):
-    """S (T, 78, 2) -> a PNG: sounding notes grey, struck notes dark; pitch upwards."""
+def piano_roll_png(S, path, title=None, bar_positions=None):
+    """S (T, 78, 2) -> a PNG: sounding notes grey, struck notes dark; pitch upwards.
+    bar_positions (T,): steps since the bar line (midi.bar_positions); a thin line is drawn at
+    each bar line (each step whose position is 0)."""
     plt = _pyplot()
     if plt is None:
         return None
@@ -81,7 +83,10 @@ def piano_roll_png(S, path, title=None):
     image = S[:, :, 0].astype(float) * 0.45 + S[:, :, 1] * 0.55  # (T, 78)
     ax.imshow(image.T, origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=1,
               interpolation="nearest", extent=(0, T, LOWEST_PITCH - 0.5, LOWEST_PITCH + N_NOTES - 0.5))
-    ax.set_xlabel("step (sixteenth notes)")
+    if bar_positions is not None:
+        for step in np.flatnonzero(np.asarray(bar_positions)[:T] == 0):
+            ax.axvline(step, color="tab:blue", linewidth=0.6, alpha=0.6)
+    ax.set_xlabel("step (sixteenth notes)" + (", bar lines in blue" if bar_positions is not None else ""))
     ax.set_ylabel("MIDI pitch")
     if title:
         ax.set_title(title, fontsize=9)

@@ -457,3 +457,23 @@ def test_seed_from_pieces_is_step_0_of_a_training_segment():
 def test_silent_seed():
     seed_state = silent_seed()
     assert seed_state.shape == (N, 2) and seed_state.dtype == np.uint8 and seed_state.sum() == 0
+
+
+@pytest.mark.parametrize("meters", ["original", "all"])
+def test_generate_in_a_meter_writes_its_signature_and_bar_lines(tmp_path, capsys, meters):
+    """generate --meter 3/4: bars of 12 steps from the seed, the time signature in the MIDI file
+    (read back with meters "all": the same positions), a PNG; a model read with meters
+    "original" is warned about, one line."""
+    from biaxial_cu import generate
+    from biaxial_cu.midi import read_state_matrix
+
+    Model((8,), (6, 4), backend="numpy", seed=3, meters=meters).save(tmp_path / "m.npz")
+    code = generate.main([str(tmp_path / "m.npz"), "--out", str(tmp_path / "p.mid"), "--steps", "40",
+                          "--silent-seed", "--backend", "numpy", "--meter", "3/4"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    S, pos = read_state_matrix(tmp_path / "p.mid", meters="all", return_bar_positions=True)
+    np.testing.assert_array_equal(pos[:41], np.arange(41) % 12)
+    assert (tmp_path / "p.png").stat().st_size > 0
+    warned = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warned) == (meters == "original") and all("never saw bars of 12 steps" in w for w in warned)
