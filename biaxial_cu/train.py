@@ -68,6 +68,7 @@ ACTIVATION_FLOATS = 6
 # Caps on counts, checked at parse time: beyond them a run would hang or fail late.
 MAX_BATCHES = 10 ** 9  # --batches and the intervals
 MAX_VALIDATION_BATCHES = 10000
+MAX_WORKERS = 1024  # --workers
 
 # Recorded settings: key (the argparse dest) -> (flag, default). A resumed run takes them from
 # run.json; given on the command line they must agree, except CHANGEABLE ones.
@@ -139,6 +140,13 @@ def build_parser():
                     help="last batch of the early interval (1000; 0 = no early interval)")
     ap.add_argument("--sample-steps", type=int_in(0, MAX_STEPS), default=None,
                     help="length of samples written (256; 0 = write no samples)")
+    ap.add_argument("--workers", type=int_in(1, MAX_WORKERS), default=None,
+                    help="processes reading MIDI files (default: every core)")
+    cache = ap.add_mutually_exclusive_group()
+    cache.add_argument("--cache-dir", metavar="DIR",
+                       help="the corpus cache's folder (default $XDG_CACHE_HOME/biaxial_cu, else ~/.cache/biaxial_cu); "
+                            "never inside MUSIC_DIR")
+    cache.add_argument("--no-cache", action="store_true", help="read every MIDI file, write no corpus cache")
     shown = ap.add_mutually_exclusive_group()
     shown.add_argument("--tensorboard", action="store_true", default=None,
                        help=f"write a TensorBoard log to OUT/{BOARD_DIR} (the default where the tensorboard extra "
@@ -364,14 +372,18 @@ def check_apart(out, music_dir, resumed):
                          f"to train on; write the run outside the music folder")
 
 
-def load_music(folder, min_steps):
+def load_music(folder, min_steps, reading):
+    """The LoadReport of the music folder; reading: load_pieces_report's workers, cache, cache_dir."""
     folder = Path(folder)
     if not folder.exists():
         raise TrainError(f"no such folder: {folder}")
     if not folder.is_dir():
         raise TrainError(f"not a folder: {folder}")
     print(f"loading {folder} ...", flush=True)
-    report = load_pieces_report(folder, min_steps=min_steps)
+    try:
+        report = load_pieces_report(folder, min_steps=min_steps, **reading)
+    except ValueError as e:  # a --cache-dir inside the music folder
+        raise TrainError(str(e)) from None
     if not report.pieces:
         why = summarize(f"{name}: {reason}" for name, reason in report.skipped.items())
         raise TrainError(f"no usable pieces in {folder}" + (f" ({why})" if why else " (no MIDI files)"))
@@ -552,9 +564,9 @@ def prepare(a, ranks):
     return s, model, out, checkpoint, notes
 
 
-def load_split(s):
+def load_split(s, reading):
     """(training pieces, held-out pieces) of the run's music folder, checked."""
-    report = load_music(s.music_dir, s.seq_len)
+    report = load_music(s.music_dir, s.seq_len, reading)
     train_pieces, valid_pieces = split_pieces(report.pieces, s.validation_fraction, seed=s.seed)
     print(report.summary() + f"; {len(train_pieces)} for training, {len(valid_pieces)} held out", flush=True)
     skipped = [f"{name}: {reason}" for name, reason in report.skipped.items()]
@@ -638,8 +650,10 @@ def train(a, ranks):
     s, model, out, checkpoint, notes = agreed(ranks, lambda: prepare(a, ranks))
     # Rank 0 loads the music first, writing or refreshing the corpus cache, which the other ranks
     # then read; they wait for it as long as it takes (the first load of a big folder).
-    by_root = agreed(ranks, lambda: load_split(s) if ranks.is_root else None, patient=True)
-    by_others = agreed(ranks, lambda: None if ranks.is_root else load_split(s), patient=True) if ranks.size > 1 else None
+    reading = {"workers": a.workers, "cache": not a.no_cache, "cache_dir": a.cache_dir}
+    by_root = agreed(ranks, lambda: load_split(s, reading) if ranks.is_root else None, patient=True)
+    by_others = (agreed(ranks, lambda: None if ranks.is_root else load_split(s, reading), patient=True)
+                 if ranks.size > 1 else None)
     train_pieces, valid_pieces = by_root if ranks.is_root else by_others
     ranks.running = True  # from here on an error on one rank stops them all (main)
     if model.backend == "cuda":
@@ -777,6 +791,8 @@ def parse_checked(parser, argv):
         parser.error("--tf32 is a mode of the cuda backend; the numpy backend computes in full precision")
     if a.force and a.resume:
         parser.error("--force starts a new run and --resume continues one; give one of them")
+    if a.cache_dir is not None and (not a.cache_dir or os.path.exists(a.cache_dir) and not os.path.isdir(a.cache_dir)):
+        parser.error(f"--cache-dir {a.cache_dir!r}: give a folder (made if missing)")
     if a.tensorboard and not boards.available():
         parser.error(f"--tensorboard needs the tensorboard extra: {boards.INSTALL}")
     if a.tensorboard is None:

@@ -49,3 +49,16 @@ def music(tmp_path_factory):
             S[t, notes, 1] = 1
         write_state_matrix(S, folder / f"piece{k}.mid")
     return folder
+
+
+@pytest.fixture(autouse=True, scope="session")
+def corpus_cache_in_a_temporary_folder(tmp_path_factory):
+    """Folder loads (and the command lines the tests start) keep their corpus caches in a folder
+    of this test session, not in the user's cache folder (XDG_CACHE_HOME, data.py)."""
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg_cache"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = saved

@@ -476,3 +476,21 @@ def test_ctrl_c_while_reading_a_folder_gives_no_traceback(music, tmp_path):
     assert p.returncode == 130 and err.strip().splitlines() == [
         "interrupted before training started; no checkpoint was written"], err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_corpus_cache_flags(music, tmp_path, capsys):
+    """--cache-dir keeps the corpus cache there and a second run trains on the same pieces from
+    it; --no-cache writes none; a cache folder inside MUSIC_DIR or a file is one error line."""
+    cache = tmp_path / "cache"
+    for n, extra in enumerate((["--cache-dir", cache, "--workers", 2], ["--cache-dir", cache])):
+        assert main(music, "--out", tmp_path / f"run{n}", "--batches", 2, "--log-every", 1, *extra, *TINY) == 0
+    assert {".json", ".npy"} <= {p.suffix for p in cache.iterdir()}
+    assert rows(tmp_path / "run0") == rows(tmp_path / "run1")
+    assert main(music, "--out", tmp_path / "run2", "--batches", 1, "--no-cache", *TINY) == 0
+    capsys.readouterr()
+    assert main(music, "--out", tmp_path / "run3", "--batches", 1, "--cache-dir", music / "c", *TINY) == 2
+    assert "inside" in one_error_line(capsys.readouterr().err)
+    with pytest.raises(SystemExit, match="2"):  # a flag's error: argparse's exit
+        main(music, "--out", tmp_path / "run3", "--batches", 1, "--cache-dir", music / "piece0.mid", *TINY)
+    assert "give a folder" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "run3").exists()
