@@ -102,9 +102,9 @@ def is_inside(path, folder_real):
     return Path(os.path.realpath(path)).is_relative_to(folder_real)
 
 
-def reading_options(include_drums, max_steps):
+def reading_options(include_drums, max_steps, meters="original"):
     """What decides the pieces read from a file: part of the cache's name and checked on read."""
-    return {"include_drums": bool(include_drums), "max_steps": int(max_steps),
+    return {"include_drums": bool(include_drums), "max_steps": int(max_steps), "meters": meters,
             "reader": READER_VERSION, "mido": _mido_version()}
 
 
@@ -151,6 +151,7 @@ class Entry:
     steps: int  # its piece's length (0: skipped)
     skipped: str  # why it was skipped ('' for a piece)
     notes: tuple  # ((category, named, text), ...): the warnings reading it gave
+    bars: tuple = ()  # meters "all": its meter changes ((step, bar length), ...), midi.meter_changes_of
 
 
 @dataclasses.dataclass
@@ -306,7 +307,12 @@ def _entry(key, value, n_steps):
     if not (_is_int(offset) and _is_int(steps) and offset >= 0 and steps >= 0
             and offset + steps <= n_steps):
         raise damaged(f"has a piece outside the array ({offset!r:.30}, {steps!r:.30} of {n_steps} steps)")
-    return Entry((size, mtime_ns), offset, steps, "", notes)
+    bars = value.get("bars", [])
+    if not isinstance(bars, list) or not all(
+            isinstance(b, list) and len(b) == 2 and _is_int(b[0]) and _is_int(b[1]) and 0 <= b[0] < max(steps, 1)
+            and b[1] >= 1 for b in bars) or any(a[0] >= b[0] for a, b in zip(bars, bars[1:])):
+        raise damaged("has malformed meter changes")
+    return Entry((size, mtime_ns), offset, steps, "", notes, tuple(tuple(b) for b in bars))
 
 
 def _map_array(path, n_steps):
@@ -355,7 +361,7 @@ def _read_header(f, path, n_steps):
 def write_cache(place, scanned_ns, old=None, kept=(), outcomes=()):
     """Write a new cache of place and return it opened: the entries and steps of the files kept
     from the cache old, then outcomes, an iterable of (key, stamp, piece or None, skip reason,
-    notes), each piece written as it comes (so memory holds one at a time). The array goes
+    notes, meter changes), each piece written as it comes (so memory holds one at a time). The array goes
     through a temporary file (deleted on any error or Ctrl-C), then the index; older arrays of
     the stem are deleted last. CacheUnwritable for any failure of the cache folder."""
     array_name = f"{place.stem}-{secrets.token_hex(8)}.npy"
@@ -367,13 +373,13 @@ def write_cache(place, scanned_ns, old=None, kept=(), outcomes=()):
         f.write(bytes(HEADER_BYTES))  # the header, which holds the length, is written last
         if old is not None:
             n_steps = _copy_kept(old, kept, f, rows)
-        for key, stamp, piece, skipped, notes in outcomes:
+        for key, stamp, piece, skipped, notes, bars in outcomes:
             if piece is None:
                 rows[key] = _row(Entry(stamp, -1, 0, skipped, tuple(notes)))
                 continue
             piece = np.ascontiguousarray(piece, dtype=np.uint8)  # (T, 78, 2)
             f.write(memoryview(piece).cast("B"))
-            rows[key] = _row(Entry(stamp, n_steps, piece.shape[0], "", tuple(notes)))
+            rows[key] = _row(Entry(stamp, n_steps, piece.shape[0], "", tuple(notes), tuple(bars)))
             n_steps += piece.shape[0]
         f.seek(0)
         f.write(_header(n_steps))
@@ -439,6 +445,8 @@ def _row(entry):
         row.update(offset=entry.offset, steps=entry.steps)
     if entry.notes:
         row["warnings"] = [list(note) for note in entry.notes]
+    if entry.bars:
+        row["bars"] = [list(change) for change in entry.bars]
     return row
 
 

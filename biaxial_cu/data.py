@@ -45,12 +45,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .common import N_NOTES, SEGMENT_STRIDE, as_generator, check_int, shown_path, summarize
+from .common import METER_MODES, N_NOTES, SEGMENT_STRIDE, as_generator, check_int, shown_path, summarize
 from .corpus_cache import (CacheDamaged, CachePlace, CacheUnwritable, CorpusCacheWarning,
                            build_lock, default_cache_dir, file_stamp, is_inside, open_cache,
                            reading_options, rewrite_index, write_cache)
 from .errors import MidiError
-from .midi import DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, MidiWarning, read_state_matrix
+from .midi import (DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, MidiWarning, bar_positions, meter_changes_of,
+                   read_state_matrix)
 
 MIDI_SUFFIXES = (".mid", ".midi")
 TOO_SHORT = "too short"
@@ -71,6 +72,7 @@ class LoadReport:
     seconds: float = 0.0
     files_read: int = 0  # MIDI files parsed by this load (the others came from the cache)
     cache_index: Path = None  # the corpus cache's index this load used, or None (no cache)
+    bars: dict = None  # meters "all": key -> the piece's meter changes ((step, bar length), ...); None otherwise
 
     @property
     def too_short(self):
@@ -106,22 +108,26 @@ class LoadReport:
 
 
 def load_pieces(folder, *, min_steps=128, include_drums=False, max_steps=DEFAULT_MAX_STEPS,
-                workers=None, cache=True, cache_dir=None):
+                workers=None, cache=True, cache_dir=None, meters="original"):
     """Every readable MIDI file under folder with at least min_steps steps: {key: S}.
 
     Keys are paths relative to folder with '/' separators, in sorted order. Unreadable files
     are skipped with one MidiWarning each; a missing folder raises FileNotFoundError.
-    workers, cache and cache_dir: see load_pieces_report.
+    workers, cache, cache_dir and meters: see load_pieces_report (whose .bars holds the bar
+    lines that meters "all" reads).
     """
     report = load_pieces_report(folder, min_steps=min_steps, include_drums=include_drums,
                                 max_steps=max_steps, workers=workers, cache=cache,
-                                cache_dir=cache_dir)
+                                cache_dir=cache_dir, meters=meters)
     return report.pieces
 
 
 def load_pieces_report(folder, *, min_steps=128, include_drums=False, max_steps=DEFAULT_MAX_STEPS,
-                       workers=None, cache=True, cache_dir=None):
+                       workers=None, cache=True, cache_dir=None, meters="original"):
     """Like load_pieces, but returns a LoadReport with the skipped files and the time taken.
+
+    meters: how time signatures are read (midi.read_state_matrix): "original", or "all", where
+    report.bars gets each piece's meter changes, for sample_batch's bar lines and positions.
 
     workers: processes that read files (None: every core this process may use; 1: this
     process alone); folders of fewer than PARALLEL_MIN_FILES files to read are read here.
@@ -137,11 +143,13 @@ def load_pieces_report(folder, *, min_steps=128, include_drums=False, max_steps=
     include_drums = _check_bool(include_drums, "include_drums")
     max_steps = _check_max_steps(max_steps)
     workers = _check_workers(workers)
-    place = _cache_place(folder, include_drums, max_steps, _check_bool(cache, "cache"), cache_dir)
+    if meters not in METER_MODES:
+        raise ValueError(f"meters must be one of {METER_MODES}, got {meters!r}")
+    place = _cache_place(folder, include_drums, max_steps, _check_bool(cache, "cache"), cache_dir, meters)
     started = time.perf_counter()
-    report = LoadReport(folder=folder)
+    report = LoadReport(folder=folder, bars={} if meters == "all" else None)
     found, walk_errors = find_midi_files(folder)
-    reading = _Reading(folder, include_drums, max_steps, workers)
+    reading = _Reading(folder, include_drums, max_steps, workers, meters)
     if place is None:
         outcomes = reading.all(found)
     else:
@@ -226,7 +234,7 @@ def _check_workers(workers):
 def _sort_outcome(report, budget, key, path, outcome, min_steps):
     """Say one file's warnings (through the budget) and put it into the report: a piece,
     unreadable, or too short."""
-    piece, reason, notes = outcome
+    piece, reason, notes, bars = outcome
     for category, named, text in notes:
         budget.say(f"{shown_path(path)}: {text}" if named else text, _category_named(category), key)
     if piece is None:
@@ -238,6 +246,8 @@ def _sort_outcome(report, budget, key, path, outcome, min_steps):
                                + (f" ({details})" if details else ""))
     else:
         report.pieces[key] = piece
+        if report.bars is not None:
+            report.bars[key] = bars
 
 
 # ----------------------------------------------------------------------------- reading files
@@ -247,11 +257,12 @@ class _Reading:
     """Reads files of one folder with one set of options, in this process or in a pool of
     worker processes, and counts the files it read."""
 
-    def __init__(self, folder, include_drums, max_steps, workers):
+    def __init__(self, folder, include_drums, max_steps, workers, meters):
         self.folder = folder
         self.include_drums = include_drums
         self.max_steps = max_steps
         self.workers = workers
+        self.meters = meters
         self.files_read = 0
 
     def all(self, paths):
@@ -271,7 +282,7 @@ class _Reading:
                     done += 1
         for key, path in items[done:]:  # all of them, or those a broken pool left
             self.files_read += 1
-            yield key, read_file_outcome(path, self.include_drums, self.max_steps)
+            yield key, read_file_outcome(path, self.include_drums, self.max_steps, self.meters)
 
     def _in_pool(self, items):
         """The outcomes of items in order, read by worker processes; stops early (with one
@@ -281,7 +292,7 @@ class _Reading:
         if sys.platform == "win32":
             workers = min(workers, 61)  # the most ProcessPoolExecutor takes there
         chunk = max(1, min(MAX_FILES_PER_TASK, len(items) // (4 * workers)))
-        tasks = [(os.fspath(path), self.include_drums, self.max_steps) for _, path in items]
+        tasks = [(os.fspath(path), self.include_drums, self.max_steps, self.meters) for _, path in items]
         done = 0
         pool = None
         try:
@@ -306,26 +317,31 @@ class FileOutcome(NamedTuple):
     piece: object  # S (T, 78, 2) uint8, or None when the file is unreadable
     reason: str  # why it is unreadable ('' for a piece)
     notes: tuple  # ((category, named, text), ...): the warnings reading it raised, see _note_of
+    bars: tuple = ()  # meters "all": the piece's meter changes (midi.meter_changes_of)
 
 
-def read_file_outcome(path, include_drums, max_steps):
+def read_file_outcome(path, include_drums, max_steps, meters="original"):
     """The FileOutcome of one file. Never raises for a bad file: a MidiError (or a bug in the
     reader) makes it unreadable with the reason; the warnings it raised are recorded, not said."""
+    bars = ()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            S, reason = read_state_matrix(path, include_drums=include_drums, max_steps=max_steps), ""
+            S, pos = read_state_matrix(path, include_drums=include_drums, max_steps=max_steps, meters=meters,
+                                       return_bar_positions=True)
+            reason = ""
+            if meters == "all":
+                bars = tuple(meter_changes_of(pos))
         except MidiError as e:
             S, reason = None, _strip_name(str(e), path)
         except Exception as e:  # noqa: BLE001 - a bug in the reader must not stop a folder load
             S, reason = None, f"unexpected error while reading ({type(e).__name__}: {e})"
-    return FileOutcome(S, reason, tuple(_note_of(record, path) for record in caught))
+    return FileOutcome(S, reason, tuple(_note_of(record, path) for record in caught), bars)
 
 
 def _read_task(task):
     """read_file_outcome in a worker process, as a plain tuple (what the pool sends back)."""
-    path, include_drums, max_steps = task
-    return tuple(read_file_outcome(path, include_drums, max_steps))
+    return tuple(read_file_outcome(*task))
 
 
 def _ignore_interrupts():
@@ -381,7 +397,7 @@ def _strip_name(message, path):
 # ----------------------------------------------------------------------------- the corpus cache
 
 
-def _cache_place(folder, include_drums, max_steps, cache, cache_dir):
+def _cache_place(folder, include_drums, max_steps, cache, cache_dir, meters):
     """The CachePlace of this load, or None for no cache (cache=False, or a default cache
     folder that cannot be used: one warning). ValueError for a cache_dir inside folder."""
     if cache_dir is not None:
@@ -408,7 +424,7 @@ def _cache_place(folder, include_drums, max_steps, cache, cache_dir):
         raise ValueError(f"cache_dir {shown_path(cache_dir)} is inside the music folder "
                          f"{shown_path(folder)}: the cache must live elsewhere (the music "
                          "folder may be read-only, and it is what the cache describes)")
-    return CachePlace(cache_dir, folder_real, reading_options(include_drums, max_steps))
+    return CachePlace(cache_dir, folder_real, reading_options(include_drums, max_steps, meters))
 
 
 def _outcomes_through_cache(place, found, reading):
@@ -482,7 +498,7 @@ def _cached_outcomes(cache, keys):
     for key in keys:
         entry = cache.entries[key]
         piece = cache.piece(entry) if entry.offset >= 0 else None
-        outcomes[key] = FileOutcome(piece, entry.skipped, entry.notes)
+        outcomes[key] = FileOutcome(piece, entry.skipped, entry.notes, entry.bars)
     return outcomes
 
 
@@ -539,29 +555,42 @@ def segment_starts(n_steps, seq_len):
     return range(0, n_steps - seq_len + 1, SEGMENT_STRIDE)
 
 
-def sample_batch(pieces, batch_size=10, seq_len=128, rng=None):
+def sample_batch(pieces, batch_size=10, seq_len=128, rng=None, *, bars=None):
     """batch_size random segments of seq_len steps: (batch_size, seq_len, 78, 2) uint8.
 
     Each segment: a piece uniformly among the pieces with at least seq_len steps (in sorted
     key order), then a start uniformly among segment_starts(T, seq_len). rng: a
     numpy Generator, an int seed, or None (fresh entropy).
+    bars (meters "all": LoadReport.bars, {key: meter changes}): a segment starts on one of its
+    piece's bar lines instead (a 4/4 piece's are segment_starts: the same batch), and the
+    result is (batch, positions (batch_size, seq_len) int32, each step's bar position).
     """
     _check_mapping(pieces)
     batch_size = check_int(batch_size, "batch_size", 1)
     seq_len = check_int(seq_len, "seq_len", 1)
     rng = as_generator(rng)
-    eligible = [pieces[key] for key in sorted(pieces) if _piece_steps(pieces[key], key) >= seq_len]
+    eligible = [key for key in sorted(pieces) if _piece_steps(pieces[key], key) >= seq_len]
     if not eligible:
         longest = max((_piece_steps(S, key) for key, S in pieces.items()), default=0)
         raise ValueError(f"no piece has at least seq_len={seq_len} steps to sample from "
                          f"({len(pieces)} pieces, the longest {longest} steps)")
+    if bars is not None and any(key not in bars for key in eligible):
+        raise ValueError("bars must hold the meter changes of every piece (LoadReport.bars)")
     batch = np.empty((batch_size, seq_len, N_NOTES, 2), dtype=np.uint8)  # (B, T, 78, 2)
+    positions = np.empty((batch_size, seq_len), dtype=np.int32)  # (B, T)
     for b in range(batch_size):
-        S = eligible[rng.integers(len(eligible))]  # (T_piece, 78, 2)
-        starts = segment_starts(S.shape[0], seq_len)
+        key = eligible[rng.integers(len(eligible))]
+        S = pieces[key]  # (T_piece, 78, 2)
+        if bars is None:
+            starts = segment_starts(S.shape[0], seq_len)
+        else:
+            pos = bar_positions(bars[key], S.shape[0])  # (T_piece,)
+            starts = np.flatnonzero(pos[:S.shape[0] - seq_len + 1] == 0)  # bar lines; step 0 is one
         start = starts[rng.integers(len(starts))]
         batch[b] = S[start:start + seq_len]
-    return batch
+        if bars is not None:
+            positions[b] = pos[start:start + seq_len]
+    return batch if bars is None else (batch, positions)
 
 
 def _check_mapping(pieces):

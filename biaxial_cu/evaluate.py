@@ -23,9 +23,10 @@ import numpy as np  # noqa: E402
 
 from . import board  # noqa: E402
 from .backends.reference import summed_loss as loss_of_probabilities  # noqa: E402  (summed loss of P against y)
-from .common import write_atomically  # noqa: E402
-from .data import load_pieces, shipped_corpus_dir  # noqa: E402
+from .common import METER_MODES, write_atomically  # noqa: E402
+from .data import load_pieces_report, shipped_corpus_dir  # noqa: E402
 from .errors import CheckpointError  # noqa: E402
+from .midi import bar_positions  # noqa: E402
 from .model import Model  # noqa: E402
 from .stats import corpus_stats  # noqa: E402
 from .viz import _pyplot  # noqa: E402
@@ -38,9 +39,14 @@ TABLE_KEYS = ("pieces", "steps", "notes_per_step", "articulations_per_step", "lo
               "highest_pitch", "mean_duration", "silent_fraction")  # the statistics tables show
 
 
+def window_starts(n_steps, length=WINDOW):
+    """Where consecutive windows of `length` steps start (the last may be shorter, at least 2)."""
+    return list(range(0, n_steps - 1, length))
+
+
 def windows(S, length=WINDOW):
     """Consecutive windows of `length` steps (the last may be shorter, at least 2)."""
-    return [S[s:s + length] for s in range(0, len(S) - 1, length) if len(S[s:s + length]) >= 2]
+    return [S[s:s + length] for s in window_starts(len(S), length)]
 
 
 def marginal_probabilities(pieces):
@@ -52,14 +58,19 @@ def marginal_probabilities(pieces):
     return np.clip(np.stack([p_play, p_struck], axis=1), CLIP, 1 - CLIP)
 
 
-def evaluate(model, pieces, marginal):
-    """{"model"|"marginal"|"repeat": loss per note-step, "note_steps": n} over all windows."""
+def evaluate(model, pieces, marginal, bars=None):
+    """{"model"|"marginal"|"repeat": loss per note-step, "note_steps": n} over all windows.
+    bars (meters "all": LoadReport.bars): the beat inputs follow each piece's bar lines; None:
+    each window's step index (the original's rule)."""
     totals = {"model": 0.0, "marginal": 0.0, "repeat": 0.0}
     note_steps = 0
-    for S in pieces.values():
-        for w in windows(S):
+    for key, S in pieces.items():
+        pos = None if bars is None else bar_positions(bars[key], len(S))  # (T,)
+        for start in window_starts(len(S)):
+            w = S[start:start + WINDOW]  # (<= 128, 78, 2)
             y = w[1:].astype(np.float64)  # (T-1, 78, 2)
-            totals["model"] += model.loss(w[None])
+            positions = None if pos is None else pos[None, start:start + len(w)]  # (1, len(w))
+            totals["model"] += model.loss(w[None], positions=positions)
             totals["marginal"] += loss_of_probabilities(np.broadcast_to(marginal, y.shape), y)
             repeat = np.where(w[:-1] > 0, REPEAT_SURE, 1 - REPEAT_SURE)  # (T-1, 78, 2)
             totals["repeat"] += loss_of_probabilities(repeat, y)
@@ -137,6 +148,9 @@ def build_parser():
     ap.add_argument("--tensorboard", metavar="DIR", help="also write the results to a TensorBoard log "
                     "in DIR (new event files beside any there), at the checkpoint's batch; needs "
                     f"{board.INSTALL}")
+    ap.add_argument("--meters", choices=METER_MODES, default=None,
+                    help="how time signatures are read (default: as the model was trained, recorded in "
+                         "the checkpoint; another mode is refused)")
     ap.add_argument("--backend", choices=["auto", "cuda", "numpy"], default="auto")
     return ap
 
@@ -172,13 +186,16 @@ def _main(a, written):
         return cli.fail(e)
     try:
         model = Model.load(a.checkpoint, backend=a.backend)
-        held_out = _pieces(a.music_dir)
-        train = _pieces(a.train_dir or shipped_corpus_dir())
-        generated = _pieces(a.generated) if a.generated else None
+        if a.meters not in (None, model.meters):
+            raise ValueError(f"--meters {a.meters}: {a.checkpoint} was trained on music read with meters "
+                             f"{model.meters}; evaluate it the same way (leave --meters out)")
+        held_out, bars = _pieces(a.music_dir, model.meters)
+        train, _ = _pieces(a.train_dir or shipped_corpus_dir(), model.meters)
+        generated = _pieces(a.generated, model.meters)[0] if a.generated else None
     except (CheckpointError, ValueError, RuntimeError) as e:
         return cli.fail(e)
-    result = {"checkpoint": str(a.checkpoint), "pieces": len(held_out),
-              "loss_per_note_step": evaluate(model, held_out, marginal_probabilities(train))}
+    result = {"checkpoint": str(a.checkpoint), "pieces": len(held_out), "meters": model.meters,
+              "loss_per_note_step": evaluate(model, held_out, marginal_probabilities(train), bars)}
     losses = result["loss_per_note_step"]
     print(f"{len(held_out)} pieces, {losses['note_steps']} note-steps; loss per note-step:")
     for name in BASELINES:
@@ -202,14 +219,15 @@ def _main(a, written):
     return 0
 
 
-def _pieces(folder):
+def _pieces(folder, meters):
+    """(pieces, their meter changes with meters "all", else None) of a folder."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"no such folder: {folder}")
-    pieces = load_pieces(folder, min_steps=2)
-    if not pieces:
+    report = load_pieces_report(folder, min_steps=2, meters=meters)
+    if not report.pieces:
         raise ValueError(f"no readable pieces in {folder}")
-    return pieces
+    return report.pieces, report.bars
 
 
 if __name__ == "__main__":

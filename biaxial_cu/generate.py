@@ -140,17 +140,18 @@ def next_conservativity(conservativity, n_playing):
     return float(updated) if updated.ndim == 0 else updated
 
 
-def seed_from_pieces(pieces, rng=None, *, seq_len=SEGMENT_LEN):
+def seed_from_pieces(pieces, rng=None, *, seq_len=SEGMENT_LEN, bars=None):
     """The default seed: step 0 of a random training segment, (78, 2) uint8.
 
     A piece uniformly among those with at least seq_len steps (sorted keys), a start
-    uniformly from range(0, T - seq_len + 1, 16): data.sample_batch's rule, one segment.
+    uniformly from range(0, T - seq_len + 1, 16): data.sample_batch's rule, one segment
+    (with bars, meters "all": a start among the piece's bar lines, so the seed is a downbeat).
     pieces: a dict name -> (T, 78, 2) (as load_pieces returns) or a list of such arrays.
     rng: a numpy Generator, an int seed or None."""
     if isinstance(pieces, (list, tuple)):
         pieces = {f"{i:09d}": S for i, S in enumerate(pieces)}
-    segment = sample_batch(pieces, batch_size=1, seq_len=seq_len, rng=as_generator(rng))
-    return segment[0, 0].copy()  # (78, 2)
+    segment = sample_batch(pieces, batch_size=1, seq_len=seq_len, rng=as_generator(rng), bars=bars)
+    return (segment if bars is None else segment[0])[0, 0].copy()  # (78, 2)
 
 
 def silent_seed():

@@ -378,6 +378,28 @@ def bar_positions(meter_changes, n_steps):
     return ((t - starts[latest]) % lengths[latest]).astype(np.int32)
 
 
+def meter_changes_of(pos):
+    """[(step, bar length)] that bar_positions turns back into pos (T,), one change per bar line
+    that does not follow from the bar before it (a piece in one meter gives one): what the
+    corpus cache keeps instead of pos."""
+    pos = np.asarray(pos, dtype=np.int64)  # (T,)
+    if pos.ndim != 1 or (pos.size and pos[0] != 0) or np.any(pos[1:] != np.where(pos[1:] == 0, 0, pos[:-1] + 1)):
+        raise ValueError("pos must count steps since bar lines: 0 at step 0, then +1 or 0 at each step")
+    lines = np.flatnonzero(pos == 0).tolist()  # bar-line steps
+    ends = lines[1:] + [pos.size]  # where each bar ends: the next line, or the piece's end
+    changes, length, previous = [], None, None
+    for k, (step, end) in enumerate(zip(lines, ends)):
+        last = k == len(lines) - 1
+        same_bar = end - step == length or (last and length is not None and end - step <= length)
+        if previous is not None and step == previous + length and same_bar:
+            previous = step  # where the bars before put it, as long as they (or cut at the end)
+            continue
+        length = max(end - step, length) if last and length is not None else end - step
+        changes.append((step, length))
+        previous = step
+    return changes
+
+
 # ----------------------------------------------------------------------------- writing
 
 

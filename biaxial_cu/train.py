@@ -47,7 +47,7 @@ from . import board as boards  # noqa: E402
 from .board import RunBoard, gradient_norms  # noqa: E402
 from .checkpoint import read_checkpoint  # noqa: E402
 from .cli import UsageError, float_in, int_at_least, int_in  # noqa: E402
-from .common import N_NOTES, summarize, write_atomically  # noqa: E402
+from .common import METER_MODES, N_NOTES, summarize, write_atomically  # noqa: E402
 from .data import load_pieces_report, sample_batch, shipped_corpus_dir, split_pieces  # noqa: E402
 from .distributed import DistributedError, world  # noqa: E402
 from .errors import CheckpointError  # noqa: E402
@@ -81,10 +81,10 @@ SETTINGS = {
     "backend": ("--backend", "auto"), "tf32": ("--tf32", False), "log_every": ("--log-every", 100),
     "sample_every": ("--sample-every", 500), "early_sample_every": ("--early-sample-every", 100),
     "early_until": ("--early-until", 1000), "sample_steps": ("--sample-steps", 256),
-    "batches": ("--batches", 10000),
+    "batches": ("--batches", 10000), "meters": ("--meters", "original"),
 }
 MODEL_SETTINGS = {"t_layers": "t_layer_sizes", "p_layers": "p_layer_sizes", "dropout": "dropout",
-                  "cell_activation": "cell_activation", "tf32": "tf32"}
+                  "cell_activation": "cell_activation", "tf32": "tf32", "meters": "meters"}
 CHANGEABLE = {"batches": "train further (or stop sooner)", "backend": "move a run to another machine"}
 RUN_FILES = ("run.json", "log.jsonl", "curve.png", "latest.npz", "latest.losses.json", "checkpoint_*.npz",
              "checkpoint_*.losses.json", "sample_*.mid", "sample_*.png")
@@ -126,6 +126,10 @@ def build_parser():
     ap.add_argument("--tf32", action="store_true", default=None,
                     help="cuda backend: matrix products on TF32 tensor cores (as cuDNN's default), "
                          "the rest fp32; recorded in the checkpoint (a resumed run keeps it)")
+    ap.add_argument("--meters", choices=METER_MODES, default=None,
+                    help="how time signatures are read: original (default: a meter other than 2/x or 4/x ends "
+                         "the piece, beats counted from each segment's start) or all (every meter; segments "
+                         "start on bar lines and beats count from them); recorded in the checkpoint")
     ap.add_argument("--seed", type=int_at_least(0), default=None, help="default 0")
     ap.add_argument("--validation-fraction", type=float_in(0, 1, high_open=True), default=None,
                     help="share of the pieces held out, in [0, 1) (0.1)")
@@ -353,7 +357,7 @@ def make_model(s, checkpoint):
                                      f"not the run's {shown(key, getattr(s, key))}")
             return model
         return Model(s.t_layers, s.p_layers, s.dropout, s.cell_activation, backend=s.backend, seed=s.seed,
-                     tf32=bool(s.tf32))
+                     tf32=bool(s.tf32), meters=s.meters)
     except MemoryError:
         raise TrainError(f"not enough memory for a model with layers time {shown('t', s.t_layers)} "
                          f"pitch {shown('p', s.p_layers)}") from None
@@ -381,7 +385,7 @@ def load_music(folder, min_steps, reading):
         raise TrainError(f"not a folder: {folder}")
     print(f"loading {folder} ...", flush=True)
     try:
-        report = load_pieces_report(folder, min_steps=min_steps, **reading)
+        report = load_pieces_report(folder, min_steps=min_steps, **reading)  # workers, cache, meters
     except ValueError as e:  # a --cache-dir inside the music folder
         raise TrainError(str(e)) from None
     if not report.pieces:
@@ -480,11 +484,12 @@ def resume_losses(checkpoint, step):
 # ----------------------------------------------------------------------------- training
 
 
-def write_sample(model, pieces, out, batch, s):
-    """Compose the sample of batch (its own generator: (seed, 1, batch)), write its MIDI and PNG;
+def write_sample(model, pieces, bars, out, batch, s):
+    """Compose the sample of batch (its own generator: (seed, 1, batch)) from the first step of a
+    training segment (with meters "all" a bar line), in 4/4 from there; write its MIDI and PNG;
     returns the piece (steps + 1, 78, 2)."""
     rng = np.random.default_rng([s.seed, 1, batch])
-    piece = compose(model, seed_from_pieces(pieces, rng, seq_len=s.seq_len), s.sample_steps, rng=rng)
+    piece = compose(model, seed_from_pieces(pieces, rng, seq_len=s.seq_len, bars=bars), s.sample_steps, rng=rng)
     write_state_matrix(piece, out / f"sample_{batch:06d}.mid")
     piano_roll_png(piece, out / f"sample_{batch:06d}.png", title=f"sample after batch {batch}")
     return piece
@@ -565,7 +570,8 @@ def prepare(a, ranks):
 
 
 def load_split(s, reading):
-    """(training pieces, held-out pieces) of the run's music folder, checked."""
+    """(training pieces, held-out pieces, bars: the pieces' meter changes with meters "all",
+    else None) of the run's music folder, checked."""
     report = load_music(s.music_dir, s.seq_len, reading)
     train_pieces, valid_pieces = split_pieces(report.pieces, s.validation_fraction, seed=s.seed)
     print(report.summary() + f"; {len(train_pieces)} for training, {len(valid_pieces)} held out", flush=True)
@@ -574,7 +580,7 @@ def load_split(s, reading):
         print(f"  skipped {summarize(skipped, examples=10)}", flush=True)
     if not any(len(p) >= s.seq_len for p in train_pieces.values()):
         raise TrainError(f"no training piece has {s.seq_len} steps (--seq-len)")
-    return train_pieces, valid_pieces
+    return train_pieces, valid_pieces, report.bars
 
 
 def final(message, file=None):
@@ -637,12 +643,19 @@ def start_run_folder(a, s, model, out, checkpoint, notes):
     return losses, seconds
 
 
-def validation_loss(model, valid_pieces, s, ranks):
+def draw_batch(pieces, bars, s, rng):
+    """(batch (B, T, 78, 2), positions (B, T) or None: each step's index in its segment)."""
+    drawn = sample_batch(pieces, s.batch_size, s.seq_len, rng, bars=bars)
+    return drawn if bars is not None else (drawn, None)
+
+
+def validation_loss(model, valid_pieces, bars, s, ranks):
     """The mean summed loss of the validation batches (batch i drawn from (seed, 2, i), afresh
     each time: none kept in memory); with several ranks each computes every N-th batch."""
     mine = np.zeros(s.validation_batches)  # (V,)
     for i in range(ranks.rank, s.validation_batches, ranks.size):
-        mine[i] = model.loss(sample_batch(valid_pieces, s.batch_size, s.seq_len, np.random.default_rng([s.seed, 2, i])))
+        batch, positions = draw_batch(valid_pieces, bars, s, np.random.default_rng([s.seed, 2, i]))
+        mine[i] = model.loss(batch, positions=positions)
     return float(np.mean(ranks.sum(mine, "the validation losses") if ranks.size > 1 else mine))
 
 
@@ -650,11 +663,11 @@ def train(a, ranks):
     s, model, out, checkpoint, notes = agreed(ranks, lambda: prepare(a, ranks))
     # Rank 0 loads the music first, writing or refreshing the corpus cache, which the other ranks
     # then read; they wait for it as long as it takes (the first load of a big folder).
-    reading = {"workers": a.workers, "cache": not a.no_cache, "cache_dir": a.cache_dir}
+    reading = {"workers": a.workers, "cache": not a.no_cache, "cache_dir": a.cache_dir, "meters": s.meters}
     by_root = agreed(ranks, lambda: load_split(s, reading) if ranks.is_root else None, patient=True)
     by_others = (agreed(ranks, lambda: None if ranks.is_root else load_split(s, reading), patient=True)
                  if ranks.size > 1 else None)
-    train_pieces, valid_pieces = by_root if ranks.is_root else by_others
+    train_pieces, valid_pieces, bars = by_root if ranks.is_root else by_others
     ranks.running = True  # from here on an error on one rank stops them all (main)
     if model.backend == "cuda":
         ranks.connect_gpus()
@@ -686,9 +699,8 @@ def train(a, ranks):
         for batch in bar:
             if stopping:
                 break
-            loss = model.train_step(sample_batch(train_pieces, s.batch_size, s.seq_len,
-                                                 np.random.default_rng([s.seed, 0, batch])),
-                                    ranks=ranks if ranks.size > 1 else None)
+            drawn, positions = draw_batch(train_pieces, bars, s, np.random.default_rng([s.seed, 0, batch]))
+            loss = model.train_step(drawn, positions=positions, ranks=ranks if ranks.size > 1 else None)
             if fault_here("BIAXIAL_CU_INJECT_NAN_AT", batch, ranks):
                 next(iter(model.params.values()))[...] = np.nan
             if fault_here("BIAXIAL_CU_INTERRUPT_AT", batch, ranks):
@@ -709,7 +721,7 @@ def train(a, ranks):
             losses.append(float(loss) / note_steps)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if batch % s.log_every == 0 or batch == s.batches:
-                val = validation_loss(model, valid_pieces, s, ranks) / note_steps if validates else None
+                val = validation_loss(model, valid_pieces, bars, s, ranks) / note_steps if validates else None
                 if ranks.is_root:
                     row = {"batch": batch, "train_loss": float(np.mean(losses)), "val_loss": val,
                            "seconds": round(time.time() - start, 3)}
@@ -726,7 +738,7 @@ def train(a, ranks):
                 ranks.last_words = f"the last good checkpoint is {last_good}"
                 if ranks.is_root:
                     save_checkpoint(model, out, losses, round(time.time() - start, 3))
-                    piece = write_sample(model, train_pieces, out, batch, s) if s.sample_steps else None
+                    piece = write_sample(model, train_pieces, bars, out, batch, s) if s.sample_steps else None
                     if board is not None:
                         board_sample(board, model, out, batch, piece)
         bar.close()

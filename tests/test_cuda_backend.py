@@ -71,18 +71,22 @@ def test_lstm_step_forward_at_time_stack_size():
     np.testing.assert_allclose(gates[1].get(), want_g, atol=1e-5, rtol=1e-5)
 
 
-def test_gradients_match_numpy_on_the_original_configuration(real_batch):
-    """Every parameter's gradient, same dropout masks, against the float64 reference.
+@pytest.mark.parametrize("meters", ["original", "all"])
+def test_gradients_match_numpy_on_the_original_configuration(real_batch, meters):
+    """Every parameter's gradient, same dropout masks, against the float64 reference; with the
+    original's positions and with 12-step bars (3/4) from bar position 5 (meters "all").
 
     Gradients sum ~10^5 terms per entry in float32 against float64: compared entrywise with
     atol 1e-4 of the tensor's largest entry and rtol 1e-3 (a wrong term moves whole rows).
     """
-    gpu = Model(backend="cuda", seed=0)
-    cpu = Model(backend="numpy", dtype="float64", seed=0)
+    B, T = real_batch.shape[:2]
+    positions = None if meters == "original" else np.tile((5 + np.arange(T)) % 12, (B, 1)).astype(np.int32)
+    gpu = Model(backend="cuda", seed=0, meters=meters)
+    cpu = Model(backend="numpy", dtype="float64", seed=0, meters=meters)
     copy_params(gpu, cpu)
     masks = cpu.dropout_masks(*real_batch.shape[:2])
-    loss_gpu, grads_gpu = gpu.gradients(real_batch, masks)
-    loss_cpu, grads_cpu = cpu.gradients(real_batch, masks)
+    loss_gpu, grads_gpu = gpu.gradients(real_batch, masks, positions)
+    loss_cpu, grads_cpu = cpu.gradients(real_batch, masks, positions)
     assert loss_gpu == pytest.approx(loss_cpu, rel=1e-5)
     for name, want in grads_cpu.items():
         got = grads_gpu[name].get()

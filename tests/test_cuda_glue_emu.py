@@ -145,24 +145,27 @@ def test_device_generator_matches_cpu_compose(meter):
 
 
 @pytest.mark.slow
-def test_kernel_path_gradients_against_finite_differences():
+@pytest.mark.parametrize("positions", [None, [[5, 0, 1]]], ids=["original", "bars"])
+def test_kernel_path_gradients_against_finite_differences(positions):
     """The kernels' gradients (float32, on the harness) against central differences of the
-    float64 NumPy loss, on a tiny model with a fixed dropout mask: entries of every tensor.
+    float64 NumPy loss, on a tiny model with a fixed dropout mask: entries of every tensor, with
+    the original's positions and with a bar line inside the segment (meters "all").
     float32 backward through 3 + 78 steps: within 2e-3 relative (floor 1e-2)."""
     model = Model((3,), (2,), dropout=0.5, backend="numpy", dtype="float64", seed=6)
     S = small_batch(1, B=1, T=3)
+    positions = None if positions is None else np.array(positions, np.int32)
     masks = model.dropout_masks(1, 3)
     dev = emulated_backend(model)
-    _, grads = dev.gradients(S, {k: v.astype(np.float32) for k, v in masks.items()})
+    _, grads = dev.gradients(S, {k: v.astype(np.float32) for k, v in masks.items()}, positions)
     rng = np.random.default_rng(0)
     step = 1e-5
     for name, p in model.params.items():
         for idx in [tuple(rng.integers(0, s) for s in p.shape) for _ in range(4)]:
             old = p[idx]
             p[idx] = old + step
-            up = model.engine.loss(S, masks)
+            up = model.engine.loss(S, masks, positions)
             p[idx] = old - step
-            down = model.engine.loss(S, masks)
+            down = model.engine.loss(S, masks, positions)
             p[idx] = old
             numeric = (up - down) / (2 * step)
             got = float(grads[name][idx])
