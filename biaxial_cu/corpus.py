@@ -28,6 +28,7 @@ chorales do).
 music21 is only needed here (the `corpus` extra), so it is imported on first use.
 """
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -128,10 +129,8 @@ def export_chorales(out_dir, count=DEFAULT_COUNT, log=print):
         target = out_dir / file_name_of(name)
         if target in written:  # a chorale listed twice
             continue
-        score = music21.corpus.parse(name)
-        notice = copyright_notice(score)
-        if notice:
-            log(f"    skipped {name}: the encoding carries a copyright notice ({notice})")
+        score = parse_free(name, music21, log)
+        if score is None:
             continue
         if not has_duple_meter_throughout(score, music21):
             log(f"    skipped {name}: meter {meters_of(score, music21)}")
@@ -145,6 +144,17 @@ def export_chorales(out_dir, count=DEFAULT_COUNT, log=print):
     if len(written) < count:
         log(f"only {len(written)} chorales qualified (asked for {count})")
     return written
+
+
+def parse_free(name, music21, log):
+    """The music21 score of a corpus work, or None (said) when its encoding carries a copyright
+    notice."""
+    score = music21.corpus.parse(name)
+    notice = copyright_notice(score)
+    if notice:
+        log(f"    skipped {name}: the encoding carries a copyright notice ({notice})")
+        return None
+    return score
 
 
 def export_meter(out_dir, meter, count=DEFAULT_PER_METER, log=print, taken=()):
@@ -166,10 +176,8 @@ def export_meter(out_dir, meter, count=DEFAULT_PER_METER, log=print, taken=()):
         target = out_dir / file_name_of(name)
         if target in taken:  # listed twice, or another encoding of a work already written
             continue
-        score = music21.corpus.parse(name)
-        notice = copyright_notice(score)
-        if notice:
-            log(f"    skipped {name}: the encoding carries a copyright notice ({notice})")
+        score = parse_free(name, music21, log)
+        if score is None:
             continue
         if meters_of(score, music21) != meter_text:
             log(f"    skipped {name}: meter {meters_of(score, music21)}")
@@ -206,21 +214,38 @@ def pieces_in_meter(music21, meter_text):
     return in_order + sorted(set(others))
 
 
+@contextlib.contextmanager
+def temporary_beside(target):
+    """The path of a new empty .mid file in target's folder, removed afterwards unless it has
+    been moved to target."""
+    handle, temporary = tempfile.mkstemp(suffix=".mid", dir=target.parent)
+    os.close(handle)
+    try:
+        yield temporary
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def music21_midi(score, path, music21):
+    """Write score as MIDI to path (repeats expanded, one track per part); None, or why not."""
+    try:
+        score.write("midi", fp=path)
+    except music21.exceptions21.Music21Exception as e:
+        return f"music21 cannot write it as MIDI ({type(e).__name__}: {e})"
+    return None
+
+
 def write_with_meter(score, target, meter, music21):
     """Write score to target with write_state_matrix(S, meter=meter), S read with meters="all"
     from music21's MIDI export, if that reads cleanly with bars of the meter from step 0.
 
     Returns (steps, None) when written, (None, reason) when not.
     """
-    handle, rendered = tempfile.mkstemp(suffix=".mid", dir=target.parent)
-    os.close(handle)
-    handle, temporary = tempfile.mkstemp(suffix=".mid", dir=target.parent)
-    os.close(handle)
-    try:
-        try:
-            score.write("midi", fp=rendered)  # expands repeats, one track per part
-        except music21.exceptions21.Music21Exception as e:
-            return None, f"music21 cannot write it as MIDI ({type(e).__name__}: {e})"
+    with temporary_beside(target) as rendered, temporary_beside(target) as temporary:
+        problem = music21_midi(score, rendered, music21)
+        if problem:
+            return None, problem
         S, problem = read_in_meter(rendered, meter)
         if problem:
             return None, problem
@@ -234,10 +259,6 @@ def write_with_meter(score, target, meter, music21):
             return None, "the written file does not read back as the same roll"
         os.replace(temporary, target)
         return written_S.shape[0], None
-    finally:
-        for path in (rendered, temporary):
-            if os.path.exists(path):
-                os.remove(path)
 
 
 def read_in_meter(path, meter):
@@ -261,20 +282,14 @@ def write_checked(score, target, music21):
 
     Returns (steps, None) when written, (None, reason) when not.
     """
-    handle, temporary = tempfile.mkstemp(suffix=".mid", dir=target.parent)
-    os.close(handle)
-    try:
-        try:
-            score.write("midi", fp=temporary)  # expands repeats, one track per part
-        except music21.exceptions21.Music21Exception as e:
-            return None, f"music21 cannot write it as MIDI ({type(e).__name__}: {e})"
+    with temporary_beside(target) as temporary:
+        problem = music21_midi(score, temporary, music21)
+        if problem:
+            return None, problem
         steps, problem = check_written_file(temporary)
         if problem is None:
             os.replace(temporary, target)
         return steps, problem
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def main(argv=None):

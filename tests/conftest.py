@@ -36,6 +36,16 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=f"GPU test: {reason}"))
 
 
+def needs(missing):
+    """For a test that needs an optional tool: skip with `missing` (why it cannot run) where it
+    is not None, except under CI (the CI variable set: .ci/run installs every such tool), where
+    the test fails instead, so that no such test is dead code."""
+    if missing and os.environ.get("CI"):
+        pytest.fail(f"CI installs what this test needs, but: {missing}")
+    if missing:
+        pytest.skip(missing)
+
+
 @pytest.fixture(scope="session")
 def music(tmp_path_factory):
     """Four small canonical pieces of 40 steps (quick to load, long enough for --seq-len 16)."""

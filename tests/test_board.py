@@ -15,6 +15,7 @@ from biaxial_cu import board, viz
 from biaxial_cu.backends.reference import segment_sq_norms
 from biaxial_cu.common import CLIP_NORM
 from biaxial_cu.params import flat_size, flat_views, param_shapes, segment_offsets
+from conftest import needs
 
 
 def _missing():
@@ -27,14 +28,11 @@ def _missing():
 
 
 MISSING = _missing()
-pytestmark = pytest.mark.skipif(MISSING is not None and not os.environ.get("CI"), reason=str(MISSING))
 
 
 @pytest.fixture(autouse=True)
 def extra_installed():
-    """Under CI (which installs the [test] extra) a missing package fails each test."""
-    if MISSING:
-        pytest.fail(f"CI installs the [test] extra, but {MISSING}")
+    needs(MISSING)  # CI installs the [test] extra
 
 
 def read_back(logdir):

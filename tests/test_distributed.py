@@ -26,6 +26,7 @@ import pytest
 from biaxial_cu import distributed
 from biaxial_cu.checkpoint import read_checkpoint
 from biaxial_cu.distributed import DistributedError, share
+from conftest import needs
 
 pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
@@ -54,11 +55,7 @@ def missing_mpi():
 
 @pytest.fixture(scope="module")
 def mpirun():
-    reason = missing_mpi()
-    if reason and os.environ.get("CI"):
-        pytest.fail(f"CI installs the [mpi] extra, but {reason}")
-    if reason:
-        pytest.skip(reason)
+    needs(missing_mpi())  # CI installs the [mpi] extra
     return mpirun_path()
 
 

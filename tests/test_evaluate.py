@@ -12,6 +12,7 @@ from biaxial_cu.evaluate import evaluate, loss_of_probabilities, marginal_probab
 from biaxial_cu.evaluate import main as evaluate_main
 from biaxial_cu.midi import read_state_matrix, write_state_matrix
 from biaxial_cu.stats import corpus_stats, note_durations, piece_stats
+from conftest import needs
 
 
 def hand_piece():
@@ -109,9 +110,7 @@ def tensorboard_reader_or_skip():
         import tensorboardX  # noqa: F401  (the writer)
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     except ImportError as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI installs the [test] extra, but {e}")
-        pytest.skip(f"needs the [tensorboard] extra: {e}")
+        needs(f"the [tensorboard] extra: {e}")
     return EventAccumulator
 
 
