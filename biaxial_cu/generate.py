@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 from .backends.pitch_sweep import CONSERVATIVITY_PULL_UP, CONSERVATIVITY_STEP_DOWN, MIN_NOTES_PLAYING  # noqa: E402
 from .backends.numpy_backend import compose_host  # noqa: E402
 from .common import BAR_STEPS_4_4, N_NOTES, SEGMENT_LEN, ComposeTrace, as_generator, check_int, summarize  # noqa: E402,F401  (ComposeTrace: compose_trace's result)
-from .data import load_pieces, sample_batch, shipped_corpus_dir  # noqa: E402
+from .data import load_pieces_report, sample_batch, shipped_corpus_dir  # noqa: E402
 from .errors import CheckpointError  # noqa: E402
 from . import midi  # noqa: E402
 from .midi import DEFAULT_MAX_STEPS, write_state_matrix  # noqa: E402
@@ -340,11 +340,12 @@ def _main(a, written):
             seeds = np.zeros((a.count, N_NOTES, 2), np.uint8)
         else:
             folder = a.seed_from or shipped_corpus_dir()
-            pieces = load_pieces(folder, min_steps=1)
-            if not pieces:
+            report = load_pieces_report(folder, min_steps=1, meters=model.meters)  # read as the model learnt
+            if not report.pieces:
                 raise ValueError(f"no usable pieces to seed from in {folder}")
-            seq_len = min(SEGMENT_LEN, *(len(p) for p in pieces.values()))
-            seeds = np.stack([seed_from_pieces(pieces, rng, seq_len=seq_len) for _ in range(a.count)])
+            seq_len = min(SEGMENT_LEN, *(len(p) for p in report.pieces.values()))
+            seeds = np.stack([seed_from_pieces(report.pieces, rng, seq_len=seq_len, bars=report.bars)
+                              for _ in range(a.count)])
         with warnings.catch_warnings(record=True) as caught:  # said as one line each, below
             warnings.simplefilter("always", UserWarning)
             composed = compose(model, seeds, a.steps, conservativity=a.conservativity,
