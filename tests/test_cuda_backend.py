@@ -124,8 +124,10 @@ def test_gpu_training_is_reproducible_and_resumes(tmp_path, real_batch):
 TIE = 1e-6  # a uniform this close to its threshold may be decided either way on a GPU
 
 
-def test_device_compose_matches_numpy_compose():
-    """Same seeds (steps of shipped chorales, not silence), same uniforms, same pieces.
+@pytest.mark.parametrize("meter", [None, "9/8"])
+def test_device_compose_matches_numpy_compose(meter):
+    """Same seeds (steps of shipped chorales, not silence), same uniforms, same pieces; with the
+    original's positions and in 9/8 (18-step bars, longer than the beat inputs' 16: they wrap).
 
     kernels/sample.cu evaluates the sampling rule in double exactly as the CPU does; only the
     device's expf/tanhf (an ulp or two from glibc's) move a probability, by ~1e-7 (its module
@@ -136,8 +138,9 @@ def test_device_compose_matches_numpy_compose():
     be at such a uniform; after it the pieces may part."""
     from biaxial_cu.generate import compose, compose_trace, seed_from_pieces
 
-    gpu = Model(backend="cuda", seed=0)
-    cpu = Model(backend="numpy", seed=0)
+    meters = "original" if meter is None else "all"
+    gpu = Model(backend="cuda", seed=0, meters=meters)
+    cpu = Model(backend="numpy", seed=0, meters=meters)
     copy_params(gpu, cpu)
     rng = np.random.default_rng(0)
     pieces = load_pieces(shipped_corpus_dir())
@@ -145,8 +148,8 @@ def test_device_compose_matches_numpy_compose():
     assert seeds[:, :, 0].any(axis=1).all()  # every seed has notes playing
     steps = 256
     uniforms = rng.random((4, steps, 78, 2))
-    got = compose(gpu, seeds, steps, uniforms=uniforms)
-    trace = compose_trace(cpu, seeds, steps, uniforms=uniforms)
+    got = compose(gpu, seeds, steps, uniforms=uniforms, meter=meter)
+    trace = compose_trace(cpu, seeds, steps, uniforms=uniforms, meter=meter)
     want = trace.states
     assert got.shape == want.shape == (4, steps + 1, 78, 2)
     p = trace.probabilities.astype(np.float64)  # (4, steps, 78, 2)
