@@ -1,10 +1,12 @@
-"""Shared test set-up: GPU tests skip with the reason where no usable GPU is present.
+"""Shared test set-up: GPU tests skip with the reason where no usable GPU is present; tests that
+need another optional tool skip without it, except under CI, where they fail (needs).
 
 BIAXIAL_CU_RAW_ALLOC=1 turns CuPy's memory pool off (every array its own cudaMalloc), so that
 compute-sanitizer's memcheck sees the bounds of each array, not of the pool's large blocks:
 bench/gpu_session.sh sets it for the sanitizer runs.
 """
 import functools
+import importlib
 import os
 
 import numpy as np
@@ -44,6 +46,14 @@ def needs(missing):
         pytest.fail(f"CI installs what this test needs, but: {missing}")
     if missing:
         pytest.skip(missing)
+
+
+def import_or_needs(module, extra):
+    """import module, or needs() why not (the pip extra that brings it)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        needs(f"{module} cannot be imported ({e}); pip install -e '.[{extra}]'")
 
 
 @pytest.fixture(scope="session")

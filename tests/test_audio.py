@@ -5,7 +5,6 @@ under CI (CI set, as .ci/run does after installing them with apt-get): there the
 audio check cannot pass by being skipped. The rules without a synthesizer run everywhere.
 """
 import inspect
-import os
 import warnings
 import wave
 

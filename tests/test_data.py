@@ -13,6 +13,7 @@ from biaxial_cu import corpus
 from biaxial_cu.data import (LoadReport, load_pieces, load_pieces_report, sample_batch,
                              segment_starts, shipped_corpus_dir, split_pieces)
 from biaxial_cu.midi import MidiWarning, read_state_matrix, write_state_matrix
+from conftest import import_or_needs
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -348,7 +349,7 @@ def test_corpus_export_without_music21_says_how_to_install(monkeypatch, capsys, 
 
 
 def test_corpus_meter_filter():
-    music21 = pytest.importorskip("music21")
+    music21 = import_or_needs("music21", "corpus")
 
     def score_with(*meters):
         part = music21.stream.Part()
@@ -368,7 +369,7 @@ def test_corpus_meter_filter():
 
 def test_corpus_export_matches_the_shipped_files(tmp_path):
     """Re-export the first few chorales: same choice, names and rolls as the shipped files."""
-    pytest.importorskip("music21")
+    import_or_needs("music21", "corpus")
     written = corpus.export_chorales(tmp_path, count=3, log=lambda line: None)
     assert [p.name for p in written] == ["bwv347.mid", "bwv153.1.mid", "bwv86.6.mid"]
     for path in written:

@@ -1,6 +1,5 @@
 """Statistics by hand; evaluate and inspect end to end on a tiny model."""
 import json
-import os
 import subprocess
 import sys
 

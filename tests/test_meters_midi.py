@@ -17,6 +17,7 @@ from biaxial_cu.data import shipped_corpus_dir
 from biaxial_cu.midi import (METER_MODES, bar_positions, bar_steps, parse_meter,
                              read_state_matrix, write_state_matrix)
 
+from conftest import import_or_needs
 from make_hostile_midi import END_OF_TRACK, event, one_track
 from midi_helpers import (expected_roll, meter, off, on, random_canonical_roll, read_quietly,
                           read_warned, save_midi)
@@ -485,7 +486,7 @@ def test_export_refuses_bad_arguments_before_any_work(tmp_path, capsys, argv, me
 
 @pytest.mark.slow
 def test_export_of_a_meter_writes_its_time_signature(tmp_path):
-    music21 = pytest.importorskip("music21")
+    music21 = import_or_needs("music21", "corpus")
     written = corpus.export_meter(tmp_path, "3/4", count=2, log=lambda line: None)
     assert [path.name for path in written] == ["bwv269.mid", "bwv17.7.mid"]  # Riemenschneider
     for path, name in zip(written, ["bach/bwv269", "bach/bwv17.7"]):
