@@ -266,3 +266,23 @@ def test_the_scale_benchmark_measures_each_rank_count(mpirun, tmp_path):
     runs = json.loads(path.read_text())["runs"]
     assert [run["ranks"] for run in runs][-1] == 2 and all("failed" not in run for run in runs), runs
     assert all(run["seconds_per_batch"] > 0 and run["note_steps_per_s"] > 0 for run in runs)
+
+
+def test_two_ranks_in_mode_all_equal_one_process(mpirun, tmp_path):
+    """--meters all: each rank takes its rows' bar positions with its rows of the batch."""
+    from biaxial_cu.midi import write_state_matrix
+    from midi_helpers import random_canonical_roll
+
+    music = tmp_path / "music"
+    music.mkdir()
+    rng = np.random.default_rng(5)
+    for k, meter in enumerate(("3/4", "6/8", "9/8", None)):
+        write_state_matrix(random_canonical_roll(rng, 64), music / f"p{k}.mid", meter=meter)
+    runs = []
+    for ranks in (0, 2):
+        out = tmp_path / f"run{ranks}"
+        r = train(mpirun, ranks, music, out, "--batches", 4, "--meters", "all", "--seq-len", "24")
+        assert r.returncode == 0, r.stderr
+        runs.append(out)
+    assert_logs_close(*runs)
+    assert_parameters_close(parameters(runs[0] / "latest.npz"), parameters(runs[1] / "latest.npz"), FLOAT32_PARAMETERS)
