@@ -23,11 +23,12 @@ from .model import Model  # noqa: E402
 from .viz import _pyplot  # noqa: E402
 
 
-def activations(model, S):
+def activations(model, S, pos=None):
     """({name: array}, loss) of one piece S (T, 78, 2) through the model's forward, no dropout:
-    every layer's output (T-1, 78, H), `probabilities` and `target` (T-1, 78, 2)."""
+    every layer's output (T-1, 78, H), `probabilities` and `target` (T-1, 78, 2). pos (T,): the
+    steps' bar positions (meters "all"); None: the step index (the original's rule)."""
     S = np.asarray(S)
-    loss, acts = model.forward(S[None])
+    loss, acts = model.forward(S[None], positions=None if pos is None else np.asarray(pos)[None])
     out = {name: a[0] for name, a in acts.items()}
     out["target"] = S[1:].astype(out["probabilities"].dtype)
     return out, loss
@@ -115,13 +116,14 @@ def _main(a, written):
         model = Model.load(a.checkpoint, backend="numpy")
         check_unit(a.unit, model.config)
         cli.check_outputs(output_files(out, model.config), inputs=[a.checkpoint, a.piece])
-        S = read_state_matrix(a.piece)[:a.max_steps]
+        S, pos = read_state_matrix(a.piece, meters=model.meters, return_bar_positions=True)  # as the model learnt
+        S, pos = S[:a.max_steps], (pos[:a.max_steps] if model.meters == "all" else None)
         if len(S) < 2:
             raise ValueError(f"{a.piece}: {len(S)} step(s); need at least 2")
     except (cli.UsageError, CheckpointError, MidiError, ValueError) as e:
         return cli.fail(e)
     out.mkdir(parents=True, exist_ok=True)
-    acts, loss = activations(model, S)
+    acts, loss = activations(model, S, pos)
     # atomically: a hard link to another file (the checkpoint) is broken, never written through
     write_atomically(out / "activations.npz", lambda f: np.savez(f, **acts))
     written.append(out / "activations.npz")

@@ -105,3 +105,18 @@ def test_a_mixed_meter_run_resumes_and_evaluates_only_in_its_mode(mixed, tmp_pat
                           "--json", str(tmp_path / "e.json")]) == 0
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["meters"] == "all" and result["pieces"] == 5
+
+
+def test_inspect_reads_a_piece_as_its_model_learnt(tmp_path, capsys):
+    """A model of meters "all" inspects a waltz whole, with its bar positions; the original's
+    reading would end it at its first step."""
+    from biaxial_cu import Model
+    from biaxial_cu import inspect as inspect_cli
+
+    write_state_matrix(random_canonical_roll(np.random.default_rng(1), 30), tmp_path / "w.mid", meter="3/4")
+    Model((6,), (4,), backend="numpy", seed=0, meters="all").save(tmp_path / "all.npz")
+    Model((6,), (4,), backend="numpy", seed=0).save(tmp_path / "original.npz")
+    assert inspect_cli.main([str(tmp_path / "all.npz"), str(tmp_path / "w.mid"), "--out", str(tmp_path / "a")]) == 0
+    assert "w.mid: 30 steps" in capsys.readouterr().out  # a canonical roll (silent last step) reads back whole
+    assert inspect_cli.main([str(tmp_path / "original.npz"), str(tmp_path / "w.mid"), "--out", str(tmp_path / "o")]) == 2
+    assert "need at least 2" in capsys.readouterr().err
