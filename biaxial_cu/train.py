@@ -34,9 +34,11 @@ import math  # noqa: E402
 import os  # noqa: E402
 import shlex  # noqa: E402
 import signal  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import traceback  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
@@ -500,7 +502,14 @@ def board_sample(board, model, out, batch, piece):
     the gradient norms of the last batch before clipping, and the parameters' histograms."""
     if piece is not None:
         with tempfile.TemporaryDirectory() as folder:
-            board.sample(batch, piece, render_wav(out / f"sample_{batch:06d}.mid", Path(folder) / "sample.wav"))
+            try:
+                wav = render_wav(out / f"sample_{batch:06d}.mid", Path(folder) / "sample.wav")
+            except (subprocess.CalledProcessError, OSError) as e:  # audio is a preview: training goes on
+                why = f"exit {e.returncode}" if isinstance(e, subprocess.CalledProcessError) else str(e)
+                print(f"warning: no audio for the sample of batch {batch}: fluidsynth failed ({why})",
+                      file=sys.stderr, flush=True)
+                wav = None
+            board.sample(batch, piece, wav)
     shapes = param_shapes(model.config["t_layer_sizes"], model.config["p_layer_sizes"])
     board.gradients(batch, *gradient_norms(model.gradient_sq_norms(), shapes))
     board.histograms(batch, model.params)
@@ -609,10 +618,15 @@ def agreed(ranks, work, *, patient=False):
 
 
 def error_line(error):
-    """The one line `error: ...` says for an exception main handles."""
+    """The one line `error: ...` says for an exception: never empty (a bare MemoryError() is
+    named by its type), so that the ranks hear of every error."""
     if isinstance(error, OSError) and not isinstance(error, (UsageError, CheckpointError)):
-        return f"{error.filename}: {error.strerror or error}" if error.filename else str(error.strerror or error)
-    return str(error)
+        line = f"{error.filename}: {error.strerror or error}" if error.filename else str(error.strerror or error)
+    else:
+        line = str(error)
+    if not isinstance(error, (UsageError, CheckpointError, RuntimeError, OSError)):
+        line = f"{type(error).__name__}: {line}" if line else type(error).__name__
+    return " ".join(line.split()) or type(error).__name__
 
 
 def fault_here(variable, batch, ranks):
@@ -780,10 +794,14 @@ def main(argv=None, *, leaving=False):
             a = parse_checked(parser, argv)
         try:
             return train(a, ranks)
-        except (UsageError, CheckpointError, RuntimeError, OSError) as e:
-            if ranks.running and ranks.size > 1:  # the others wait in a collective: stop them all
-                print(f"rank {ranks.rank}: error: {' '.join(error_line(e).split())}", file=sys.stderr, flush=True)
+        except Exception as e:
+            if ranks.running and ranks.size > 1:  # the others wait in a collective: stop them all now
+                if not isinstance(e, (UsageError, CheckpointError, RuntimeError, OSError)):
+                    traceback.print_exc()  # a bug: its traceback, then the one line
+                print(f"rank {ranks.rank}: error: {error_line(e)}", file=sys.stderr, flush=True)
                 ranks.abort(EXIT_USAGE)
+            if not isinstance(e, (UsageError, CheckpointError, RuntimeError, OSError)):
+                raise
             return cli.fail(error_line(e)) if ranks.is_root else EXIT_USAGE
     except KeyboardInterrupt:
         if ranks is None or ranks.is_root:

@@ -218,3 +218,24 @@ def test_a_training_run_and_its_resume_log_every_kind(music, tmp_path):
     assert train.main([str(a) for a in args] + ["--batches", "2", "--force"]) == 0
     assert (out / "previous-1" / "tensorboard").is_dir()
     assert [e.step for e in read_back(out / "tensorboard").Scalars("loss/train")] == [2]
+
+
+@pytest.mark.slow
+def test_a_failing_synthesizer_costs_the_audio_not_the_run(music, tmp_path, monkeypatch, capsys):
+    """fluidsynth that fails (exit 1): each sample's audio is left out with a one-line warning,
+    the piano roll is still logged and the run ends normally."""
+    from biaxial_cu import train
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "fluidsynth").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "fluidsynth").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(viz, "find_soundfont", lambda: str(bin_dir / "fluidsynth"))  # any existing file
+    out = tmp_path / "run"
+    assert train.main([str(music), "--out", str(out), "--t-layers", "8", "--p-layers", "4", "--batch-size", "2",
+                       "--seq-len", "16", "--backend", "numpy", "--no-progress", "--tensorboard", "--batches", "2",
+                       "--sample-every", "2", "--early-until", "0", "--sample-steps", "8"]) == 0
+    assert "warning: no audio for the sample of batch 2: fluidsynth failed (exit 1)" in capsys.readouterr().err
+    log = read_back(out / "tensorboard")
+    assert [e.step for e in log.Images("sample/piano_roll")] == [2] and "sample/audio" not in log.Tags()["audio"]

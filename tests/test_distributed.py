@@ -286,3 +286,32 @@ def test_two_ranks_in_mode_all_equal_one_process(mpirun, tmp_path):
         runs.append(out)
     assert_logs_close(*runs)
     assert_parameters_close(parameters(runs[0] / "latest.npz"), parameters(runs[1] / "latest.npz"), FLOAT32_PARAMETERS)
+
+
+BREAK_RANK_1 = """
+import os, sys
+from biaxial_cu import train
+real = train.validation_loss
+
+def broken(*args, **kwargs):  # a bug on rank 1 alone, mid-run
+    if os.environ.get("PMI_RANK") == "1":
+        raise {error}
+    return real(*args, **kwargs)
+
+train.validation_loss = broken
+sys.exit(train.main(sys.argv[1:], leaving=True))
+"""
+
+
+@pytest.mark.parametrize("error", ["ValueError('boom')", "MemoryError()"])
+def test_an_unexpected_error_on_one_rank_stops_every_rank_at_once(mpirun, music, tmp_path, error):
+    """Any exception on one rank mid-run (not only the errors a user can fix) ends every rank
+    at once, naming the rank and the error (an empty message by its type), instead of leaving
+    the others to wait out the collective timeout."""
+    script = tmp_path / "broken.py"
+    script.write_text(BREAK_RANK_1.format(error=error))
+    started = time.monotonic()
+    r = launch(mpirun, 2, script, music, "--out", tmp_path / "run", *TINY, "--batches", 6, timeout=120)
+    assert r.returncode != 0 and time.monotonic() - started < 60
+    assert f"rank 1: error: {error.split('(')[0]}" in r.stderr, r.stderr
+    assert "did not reach" not in r.stderr and "no answer" not in r.stderr
