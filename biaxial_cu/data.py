@@ -327,11 +327,10 @@ def read_file_outcome(path, include_drums, max_steps, meters="original"):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            S, pos = read_state_matrix(path, include_drums=include_drums, max_steps=max_steps, meters=meters,
-                                       return_bar_positions=True)
+            read = read_state_matrix(path, include_drums=include_drums, max_steps=max_steps, meters=meters,
+                                     return_bar_positions=meters == "all")
             reason = ""
-            if meters == "all":
-                bars = tuple(meter_changes_of(pos))
+            S, bars = (read[0], tuple(meter_changes_of(read[1]))) if meters == "all" else (read, ())
         except MidiError as e:
             S, reason = None, _strip_name(str(e), path)
         except Exception as e:  # noqa: BLE001 - a bug in the reader must not stop a folder load

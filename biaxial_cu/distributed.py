@@ -84,26 +84,17 @@ class Solo:
     def share(self, batch_size):
         return share(batch_size, 0, 1)
 
-    def reduce(self, flat_grad, loss):
-        return loss
-
     def sum(self, values, what=""):
         return np.asarray(values, np.float64)  # (n,)
 
     def gather_text(self, text, what="", patient=False):
         return [text]
 
-    def describe(self):
-        return ""
-
     def choose_gpu(self):
         pass
 
     def connect_gpus(self):
         pass
-
-    def abort(self, code):
-        sys.exit(code)
 
 
 class MpiWorld:

@@ -31,7 +31,6 @@ if __name__ == "__main__":  # Ctrl-C while the imports below run: one line, no t
 import argparse  # noqa: E402
 import math  # noqa: E402
 import warnings  # noqa: E402
-import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -47,7 +46,7 @@ from . import midi  # noqa: E402
 from .midi import DEFAULT_MAX_STEPS, write_state_matrix  # noqa: E402
 from .model import Model  # noqa: E402
 from .params import host_weights  # noqa: E402
-from .viz import SYNTH_INSTALL, WAV_PEAK_DBFS, find_soundfont, piano_roll_png, render_wav  # noqa: E402
+from .viz import SYNTH_INSTALL, WAV_PEAK_DBFS, piano_roll_png, render_wav, synthesizer  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- public
@@ -312,8 +311,8 @@ def output_paths(a):
 def wav_unavailable_reason():
     """None when --wav can be rendered (fluidsynth on PATH and a General MIDI soundfont, as
     viz.render_wav needs), else one line saying what is missing and how to get it."""
-    missing = [what for what, ok in (("fluidsynth (not on PATH)", shutil.which("fluidsynth")),
-                                     ("a General MIDI soundfont", find_soundfont())) if not ok]
+    missing = [what for what, ok in zip(("fluidsynth (not on PATH)", "a General MIDI soundfont"), synthesizer())
+               if not ok]
     if not missing:
         return None
     return (f"--wav needs fluidsynth and a General MIDI soundfont; missing {' and '.join(missing)}; "

@@ -670,7 +670,7 @@ def validation_loss(model, valid_pieces, bars, s, ranks):
     for i in range(ranks.rank, s.validation_batches, ranks.size):
         batch, positions = draw_batch(valid_pieces, bars, s, np.random.default_rng([s.seed, 2, i]))
         mine[i] = model.loss(batch, positions=positions)
-    return float(np.mean(ranks.sum(mine, "the validation losses") if ranks.size > 1 else mine))
+    return float(np.mean(ranks.sum(mine, "the validation losses")))  # each loss from the one rank that had it
 
 
 def train(a, ranks):
@@ -685,10 +685,10 @@ def train(a, ranks):
     ranks.running = True  # from here on an error on one rank stops them all (main)
     if model.backend == "cuda":
         ranks.connect_gpus()
-    if ranks.size > 1 and ranks.is_root:
-        print(ranks.describe(), flush=True)
-    elif ranks.size > 1:
-        ranks.describe()
+    if ranks.size > 1:
+        places = ranks.describe()  # every rank takes part; rank 0 says it
+        if ranks.is_root:
+            print(places, flush=True)
     # From here on files are written, by rank 0 alone.
     losses, seconds = start_run_folder(a, s, model, out, checkpoint, notes) if ranks.is_root else ([], 0.0)
     print(f"backend {model.backend}, {model.parameter_count()} parameters, "

@@ -191,7 +191,7 @@ def test_generate_refuses_an_out_without_a_file_name(setup, capsys, out):
 
 def test_generate_wav_without_a_synthesizer_is_refused_before_composing(setup, capsys, monkeypatch):
     root, ckpt, _ = setup
-    monkeypatch.setattr(generate.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)  # no fluidsynth on PATH
     monkeypatch.setattr(generate, "compose", lambda *a, **k: pytest.fail("composed before the check"))
     err = refused(generate.main, [ckpt, "--wav", "--silent-seed", *G], root, capsys, "fluidsynth")
     assert "BIAXIAL_CU_SOUNDFONT" in err and "apt-get install" in err
